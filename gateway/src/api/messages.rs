@@ -1,0 +1,178 @@
+//! `POST /messages[/{fiscal_code}]` and `GET /messages/{fiscal_code}/{id}`.
+
+use super::{authorize, json_response, read_json, ApiState, Body, Problem};
+use crate::queue::{Accepted, Idempotency, MessageId, NewRecord, Priority, QueueError, StoredMessage};
+use connectors::domain::{FiscalCode, TestRecipient};
+use connectors::message::NewMessage;
+use http::{header, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use serde_json::{json, Value};
+
+pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
+pub const PRIORITY_HEADER: &str = "x-io-gateway-priority";
+const MAX_IDEMPOTENCY_KEY: usize = 255;
+
+/// Validates a message, stores it durably and answers 201 with its id.
+pub async fn submit(
+    state: &ApiState,
+    request: Request<Incoming>,
+    path_fiscal_code: Option<&str>,
+) -> Result<Response<Body>, Problem> {
+    let (client, service_name) = authorize(state, &request)?;
+    let idempotency_key = header_text(&request, IDEMPOTENCY_HEADER)?.map(str::to_string);
+    if let Some(key) = &idempotency_key {
+        if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY || !key.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(bad_request(format!(
+                "Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"
+            )));
+        }
+    }
+    let priority = match header_text(&request, PRIORITY_HEADER)? {
+        Some(text) => text.parse::<Priority>().map_err(bad_request)?,
+        None => Priority::Normal,
+    };
+    let (raw_body, body) = read_json(request, state.config.local_api.max_body_bytes).await?;
+    let message = NewMessage::from_json(&body, path_fiscal_code, test_recipient(state)).map_err(Problem::invalid)?;
+    let (institution, _) = state.config.service(service_name).ok_or_else(|| {
+        Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "Configuration", format!("service {service_name} vanished"))
+    })?;
+    let idempotency = idempotency_key.map(|key| Idempotency {
+        request_digest: request_digest(service_name.as_str(), path_fiscal_code, &raw_body),
+        key,
+    });
+    let record = NewRecord {
+        institution: institution.fiscal_code.as_str().to_string(),
+        service: service_name.to_string(),
+        client: client.name.to_string(),
+        fiscal_code: message.fiscal_code().as_str().to_string(),
+        priority,
+        body: message.to_io_json().to_string().into_bytes(),
+        idempotency,
+    };
+    let accepted = state.queue.enqueue(record).await.map_err(queue_problem)?;
+    log::debug!(message_id:display = accepted.id(), client = client.name.as_str(), service = service_name.as_str(),
+                replayed = matches!(accepted, Accepted::Replayed(_)); "message accepted");
+    let location = format!("/api/v1/messages/{}/{}", message.fiscal_code().as_str(), accepted.id());
+    let mut response = json_response(StatusCode::CREATED, &json!({ "id": accepted.id().to_string() }));
+    let location = header::HeaderValue::from_str(&location)
+        .map_err(|_| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal error", "cannot build Location"))?;
+    response.headers_mut().insert(header::LOCATION, location);
+    Ok(response)
+}
+
+/// Shows a message the caller may see: its content as IO would return it, IO's status
+/// when known, and the gateway's own state.
+pub async fn show<B>(
+    state: &ApiState,
+    request: &Request<B>,
+    fiscal_code: &str,
+    id: &str,
+) -> Result<Response<Body>, Problem> {
+    let (client, _) = authorize(state, request)?;
+    let fiscal_code = FiscalCode::parse(fiscal_code, test_recipient(state)).map_err(|e| {
+        Problem::invalid(vec![connectors::message::Violation {
+            field: "fiscal_code (path)".into(),
+            reason: e.to_string(),
+        }])
+    })?;
+    let not_found = || Problem::new(StatusCode::NOT_FOUND, "Not found", "no message with this id for this fiscal code");
+    let id: MessageId = id.parse().map_err(|_| not_found())?;
+    let stored = state.queue.message(id).await.map_err(queue_problem)?.ok_or_else(not_found)?;
+    let visible =
+        stored.fiscal_code == fiscal_code.as_str() && client.services.iter().any(|s| s.as_str() == stored.service);
+    if !visible {
+        return Err(not_found());
+    }
+    Ok(json_response(StatusCode::OK, &message_view(state, &stored)))
+}
+
+fn message_view(state: &ApiState, stored: &StoredMessage) -> Value {
+    let body: Value = serde_json::from_slice(&stored.body).unwrap_or(Value::Null);
+    let service_id =
+        stored.service.parse().ok().and_then(|name| state.config.service(&name)).map(|(_, s)| s.service_id.clone());
+    let mut message = json!({
+        "id": stored.id.to_string(),
+        "fiscal_code": stored.fiscal_code,
+        "created_at": timestamp(stored.accepted_at),
+        "content": body.get("content"),
+        "sender_service_id": service_id,
+        "feature_level_type": body.get("feature_level_type"),
+    });
+    if let Some(ttl) = body.get("time_to_live") {
+        message["time_to_live"] = ttl.clone();
+    }
+    let mut view = json!({
+        "message": message,
+        "gateway": {
+            "state": stored.state.as_sql(),
+            "service": stored.service,
+            "priority": stored.priority.as_str(),
+            "accepted_at": timestamp(stored.accepted_at),
+            "state_changed_at": timestamp(stored.state_changed_at),
+            "attempts": stored.attempts,
+            "io_message_id": stored.io_message_id,
+            "last_error": stored.last_error,
+        }
+    });
+    if let Some(status) = &stored.io_status {
+        view["status"] = json!(status);
+    }
+    view
+}
+
+fn timestamp(millis: i64) -> Option<String> {
+    jiff::Timestamp::from_millisecond(millis).ok().map(connectors::message::format_timestamp)
+}
+
+fn test_recipient(state: &ApiState) -> TestRecipient {
+    if state.config.io.allow_test_recipient {
+        TestRecipient::Allowed
+    } else {
+        TestRecipient::Rejected
+    }
+}
+
+/// What makes two requests "the same" for an idempotency key: service, path and body.
+fn request_digest(service: &str, path_fiscal_code: Option<&str>, body: &[u8]) -> [u8; 32] {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    ctx.update(service.as_bytes());
+    ctx.update(&[0]);
+    ctx.update(path_fiscal_code.unwrap_or("").as_bytes());
+    ctx.update(&[0]);
+    ctx.update(body);
+    let mut digest = [0u8; 32];
+    digest.copy_from_slice(ctx.finish().as_ref());
+    digest
+}
+
+fn header_text<'a, B>(request: &'a Request<B>, name: &str) -> Result<Option<&'a str>, Problem> {
+    match request.headers().get(name) {
+        None => Ok(None),
+        Some(value) => {
+            value.to_str().map(|s| Some(s.trim())).map_err(|_| bad_request(format!("header {name} must be ASCII")))
+        }
+    }
+}
+
+fn bad_request(detail: String) -> Problem {
+    Problem::new(StatusCode::BAD_REQUEST, "Bad request", detail)
+}
+
+fn queue_problem(error: QueueError) -> Problem {
+    match error {
+        QueueError::IdempotencyConflict { existing } => Problem::new(
+            StatusCode::CONFLICT,
+            "Idempotency key reused",
+            format!("this Idempotency-Key was used for a different request (message {existing})"),
+        ),
+        QueueError::Full { .. } | QueueError::DiskLow { .. } => {
+            log::warn!(reason:display = error; "refusing new messages");
+            Problem::unavailable(format!("the gateway is not accepting new messages now: {error}"), 30)
+        }
+        QueueError::Closed => Problem::unavailable("the gateway is shutting down", 5),
+        other => {
+            log::error!(error:display = other; "queue failure");
+            Problem::unavailable("the message could not be stored; it was not accepted", 5)
+        }
+    }
+}

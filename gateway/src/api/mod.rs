@@ -1,0 +1,203 @@
+//! The local HTTP API: IO's paths and JSON, served to the municipality's own systems.
+//!
+//! Routes (all under IO's base path `/api/v1`):
+//! `POST /messages`, `POST /messages/{fiscal_code}`, `GET /messages/{fiscal_code}/{id}`,
+//! `POST /profiles`, `GET /profiles/{fiscal_code}`; plus `GET /health` for probes.
+
+mod messages;
+mod problem;
+mod profiles;
+
+pub use problem::Problem;
+
+use crate::auth::{self, AuthError, Clients};
+use crate::config::{Config, LocalClient, ServiceName};
+use crate::queue::Queue;
+use bytes::Bytes;
+use http::{header, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+pub type Body = Full<Bytes>;
+
+/// How long in-flight requests may run after shutdown begins.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+/// A client that does not send its headers within this time is disconnected.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What request handlers share.
+pub struct ApiState {
+    pub config: Arc<Config>,
+    pub clients: Clients,
+    pub queue: Arc<Queue>,
+}
+
+/// How the server stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    /// Every in-flight request finished.
+    Clean,
+    /// Some connections were still busy when the grace period ended.
+    GraceExpired { connections: usize },
+}
+
+/// Serves the API on `listener` until `shutdown` completes, then stops accepting and
+/// lets in-flight requests finish for up to `SHUTDOWN_GRACE`.
+pub async fn serve(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    state: Arc<ApiState>,
+    shutdown: impl Future<Output = ()>,
+) -> Stopped {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, _peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Usually out of file descriptors: wait instead of spinning.
+                    log::warn!(error:display = e; "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let state = Arc::clone(&state);
+        let watcher = graceful.watcher();
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |request| {
+                let state = Arc::clone(&state);
+                async move { Ok::<_, std::convert::Infallible>(handle(&state, request).await) }
+            });
+            let builder = {
+                let mut b = hyper::server::conn::http1::Builder::new();
+                b.timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
+                b
+            };
+            let result = match tls {
+                Some(acceptor) => match acceptor.accept(stream).await {
+                    Ok(stream) => watcher.watch(builder.serve_connection(TokioIo::new(stream), service)).await,
+                    Err(e) => {
+                        log::debug!(error:display = e; "TLS handshake failed");
+                        return;
+                    }
+                },
+                None => watcher.watch(builder.serve_connection(TokioIo::new(stream), service)).await,
+            };
+            if let Err(e) = result {
+                log::debug!(error:display = e; "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    let open = graceful.count();
+    tokio::select! {
+        () = graceful.shutdown() => Stopped::Clean,
+        () = tokio::time::sleep(SHUTDOWN_GRACE) => Stopped::GraceExpired { connections: open },
+    }
+}
+
+/// Routes one request.
+async fn handle(state: &ApiState, request: Request<Incoming>) -> Response<Body> {
+    let path = request.uri().path().to_string();
+    let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
+    let method = request.method().clone();
+    let routed = match (segments.as_slice(), &method) {
+        (["health"], &Method::GET) => return health(),
+        (["api", "v1", "messages"], &Method::POST) => messages::submit(state, request, None).await,
+        (["api", "v1", "messages", fc], &Method::POST) => messages::submit(state, request, Some(fc)).await,
+        (["api", "v1", "messages", fc, id], &Method::GET) => messages::show(state, &request, fc, id).await,
+        (["api", "v1", "profiles"], &Method::POST) => profiles::lookup(state, &request),
+        (["api", "v1", "profiles", _], &Method::GET) => profiles::lookup(state, &request),
+        (["api", "v1", "messages"] | ["api", "v1", "messages", _] | ["api", "v1", "profiles"], _) => {
+            Err(Problem::method_not_allowed("POST"))
+        }
+        (["api", "v1", "messages", _, _] | ["api", "v1", "profiles", _], _) => Err(Problem::method_not_allowed("GET")),
+        (["health"], _) => Err(Problem::method_not_allowed("GET")),
+        _ => Err(Problem::new(StatusCode::NOT_FOUND, "Not found", format!("no such resource: {path}"))),
+    };
+    routed.unwrap_or_else(Problem::into_response)
+}
+
+fn health() -> Response<Body> {
+    json_response(StatusCode::OK, &serde_json::json!({ "status": "ok" }))
+}
+
+/// Authenticates the caller and picks the service it sends on.
+fn authorize<'a, B>(state: &'a ApiState, request: &Request<B>) -> Result<(&'a LocalClient, &'a ServiceName), Problem> {
+    let key = request.headers().get("ocp-apim-subscription-key").map(|v| v.as_bytes());
+    let client = state.clients.authenticate(key).map_err(auth_problem)?;
+    let requested = match request.headers().get(auth::SERVICE_HEADER) {
+        Some(value) => Some(value.to_str().map_err(|_| {
+            Problem::new(StatusCode::BAD_REQUEST, "Bad header", format!("{} must be ASCII", auth::SERVICE_HEADER))
+        })?),
+        None => None,
+    };
+    let service = auth::choose_service(client, requested).map_err(auth_problem)?;
+    Ok((client, service))
+}
+
+fn auth_problem(error: AuthError) -> Problem {
+    match error {
+        AuthError::MissingKey | AuthError::UnknownKey => Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "Unauthorized",
+            format!("{error}: send your local client key in Ocp-Apim-Subscription-Key"),
+        ),
+        AuthError::ServiceNotAllowed { .. } => Problem::new(StatusCode::FORBIDDEN, "Forbidden", error.to_string()),
+    }
+}
+
+/// Reads a JSON request body: right content type, within the size limit, UTF-8, JSON.
+async fn read_json(request: Request<Incoming>, max_bytes: usize) -> Result<(Bytes, serde_json::Value), Problem> {
+    let content_type = request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let media_type = content_type.split(';').next().unwrap_or("").trim();
+    if !media_type.eq_ignore_ascii_case("application/json") {
+        return Err(Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Unsupported media type",
+            format!("send Content-Type: application/json (got {content_type:?})"),
+        ));
+    }
+    let bytes = match Limited::new(request.into_body(), max_bytes).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+            return Err(Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Payload too large",
+                format!("the body is larger than {max_bytes} bytes"),
+            ))
+        }
+        Err(e) => {
+            return Err(Problem::new(StatusCode::BAD_REQUEST, "Bad request", format!("cannot read the body: {e}")))
+        }
+    };
+    let text = std::str::from_utf8(&bytes).map_err(|e| {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "Malformed body",
+            format!("the body is not valid UTF-8 (byte {})", e.valid_up_to()),
+        )
+    })?;
+    let value = serde_json::from_str(text).map_err(|e| {
+        Problem::new(StatusCode::BAD_REQUEST, "Malformed JSON", format!("the body is not valid JSON: {e}"))
+    })?;
+    Ok((bytes, value))
+}
+
+fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
+    let mut response = Response::new(Body::from(value.to_string()));
+    *response.status_mut() = status;
+    response.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+    response
+}

@@ -1,0 +1,12 @@
+//! io-gateway: accepts IO messages from a municipality's local systems, validates them,
+//! queues them durably and (in later modules) delivers them to IO.
+//!
+//! `main.rs` only wires the command line to the functions here.
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod logging;
+pub mod queue;
+pub mod server;
+pub mod shutdown;

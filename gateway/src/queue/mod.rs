@@ -1,0 +1,280 @@
+//! The durable message queue: one SQLite file, and the only module that speaks SQL.
+//!
+//! # Guarantees
+//!
+//! * **Durable at 201.** `Queue::enqueue` returns only after the transaction holding the
+//!   message has committed with `synchronous=FULL` in WAL mode, i.e. after the WAL has been
+//!   fsynced. The API answers 201 only after that. A message we answered 201 for therefore
+//!   survives `kill -9` of the process *and* loss of power.
+//! * **Nothing half-written.** A message and its first state transition are written in one
+//!   transaction; a crash before the commit leaves no trace of the message, and its sender
+//!   got no 201 (it got no answer at all, or an error), so it knows to retry.
+//! * **Group commit.** Concurrent `enqueue` calls are collected by one writer thread and
+//!   committed together: many requests share one fsync, yet each is answered only after
+//!   the commit that holds it.
+//! * **Idempotency.** With an idempotency key, the key, the client and a digest of the
+//!   request are stored with the message in the same transaction: a retry with the same
+//!   key and the same request gets the same message, never a second one.
+//! * **Backpressure, not corruption.** Past `max_queued_messages` pending messages or below
+//!   `min_free_disk_bytes` of free disk, new messages are refused (`QueueError::Full`,
+//!   `QueueError::DiskLow`); what is already stored is untouched. A write that fails
+//!   (disk full, I/O error) rolls back its whole batch and every caller in it gets an
+//!   error: none of them was accepted.
+//! * **Order.** Messages leave by priority (urgent, normal, bulk), then in the order they
+//!   were accepted (`seq`). Retries wait for their `next_attempt_at`.
+//! * **Ambiguous sends.** IO has no idempotency. A message found in state `sending` at
+//!   start-up was being sent when the process died: IO may or may not have it. It becomes
+//!   `ambiguous`, never silently `queued` again; the delivery policy decides what next.
+
+mod schema;
+mod state;
+mod writer;
+
+pub use schema::{MigrationError, CURRENT_VERSION};
+pub use state::{Priority, State};
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// The gateway's own id for a message: a ULID, stable for the message's life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MessageId(ulid::Ulid);
+
+impl MessageId {
+    pub fn new() -> MessageId {
+        MessageId(ulid::Ulid::new())
+    }
+}
+
+impl Default for MessageId {
+    fn default() -> Self {
+        MessageId::new()
+    }
+}
+
+impl std::str::FromStr for MessageId {
+    type Err = ulid::DecodeError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ulid::Ulid::from_string(s).map(MessageId)
+    }
+}
+
+impl fmt::Display for MessageId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// A validated message ready to be stored.
+#[derive(Debug, Clone)]
+pub struct NewRecord {
+    pub institution: String,
+    pub service: String,
+    pub client: String,
+    pub fiscal_code: String,
+    pub priority: Priority,
+    /// The JSON body exactly as it will be sent to IO.
+    pub body: Vec<u8>,
+    pub idempotency: Option<Idempotency>,
+}
+
+/// A client's idempotency key and the digest of the request it came with.
+#[derive(Debug, Clone)]
+pub struct Idempotency {
+    pub key: String,
+    pub request_digest: [u8; 32],
+}
+
+/// What `enqueue` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accepted {
+    /// A new message was stored.
+    New(MessageId),
+    /// The same idempotency key and request were seen before: this is that message.
+    Replayed(MessageId),
+}
+
+impl Accepted {
+    pub fn id(self) -> MessageId {
+        match self {
+            Accepted::New(id) | Accepted::Replayed(id) => id,
+        }
+    }
+}
+
+/// A stored message as the local API shows it.
+#[derive(Debug, Clone)]
+pub struct StoredMessage {
+    pub id: MessageId,
+    pub institution: String,
+    pub service: String,
+    pub client: String,
+    pub fiscal_code: String,
+    pub priority: Priority,
+    pub state: State,
+    pub body: Vec<u8>,
+    /// Milliseconds since the Unix epoch.
+    pub accepted_at: i64,
+    pub state_changed_at: i64,
+    pub attempts: u32,
+    pub io_message_id: Option<String>,
+    pub io_status: Option<String>,
+    pub last_error: Option<String>,
+}
+
+/// Limits that make the queue refuse new work instead of filling the disk.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_queued_messages: u64,
+    pub min_free_disk_bytes: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("cannot open the queue database {path}: {source}")]
+    OpenDatabase { path: PathBuf, source: rusqlite::Error },
+    #[error("cannot prepare the queue database {path}: {source}")]
+    Migrate { path: PathBuf, source: MigrationError },
+    #[error("the queue holds {pending} pending messages, its limit is {limit}")]
+    Full { pending: u64, limit: u64 },
+    #[error("only {free_bytes} bytes of disk are free, the minimum is {min_bytes}")]
+    DiskLow { free_bytes: u64, min_bytes: u64 },
+    #[error("idempotency key already used for a different request (message {existing})")]
+    IdempotencyConflict { existing: MessageId },
+    #[error("the queue database failed during {operation}: {source}")]
+    Storage { operation: &'static str, source: rusqlite::Error },
+    #[error("the batch holding this message could not be committed: {reason}")]
+    BatchFailed { reason: String },
+    #[error("the database holds a value this build cannot read: {what}")]
+    Corrupt { what: String },
+    #[error("the queue is shutting down")]
+    Closed,
+}
+
+impl QueueError {
+    /// True when the caller should retry later (the queue refused new work for now).
+    pub fn is_backpressure(&self) -> bool {
+        matches!(self, QueueError::Full { .. } | QueueError::DiskLow { .. } | QueueError::Closed)
+    }
+}
+
+/// Handle to the queue. Cheap to share behind an `Arc`.
+pub struct Queue {
+    writer: writer::Writer,
+    reader: Arc<Mutex<Connection>>,
+}
+
+impl Queue {
+    /// Opens (creating if needed) the database at `path`, migrates it and starts the writer.
+    pub fn open(path: &Path, limits: Limits) -> Result<Queue, QueueError> {
+        let mut conn = open_connection(path)?;
+        schema::migrate(&mut conn).map_err(|source| QueueError::Migrate { path: path.to_path_buf(), source })?;
+        let recovered = recover_interrupted_sends(&conn)?;
+        if recovered > 0 {
+            log::warn!(count = recovered; "messages were being sent when the gateway stopped; marked ambiguous");
+        }
+        let reader = open_connection(path)?;
+        let directory = path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+        let writer = writer::Writer::start(conn, limits, directory)?;
+        Ok(Queue { writer, reader: Arc::new(Mutex::new(reader)) })
+    }
+
+    /// Stores a message durably. Returns only after the commit that holds it.
+    pub async fn enqueue(&self, record: NewRecord) -> Result<Accepted, QueueError> {
+        self.writer.enqueue(record).await
+    }
+
+    /// Looks a message up by id.
+    pub async fn message(&self, id: MessageId) -> Result<Option<StoredMessage>, QueueError> {
+        let reader = Arc::clone(&self.reader);
+        tokio::task::spawn_blocking(move || {
+            let conn = reader.lock().map_err(|_| QueueError::Closed)?;
+            read_message(&conn, id)
+        })
+        .await
+        .map_err(|_| QueueError::Closed)?
+    }
+
+    /// Stops the writer after everything already submitted is committed.
+    pub fn close(&self) {
+        self.writer.close();
+    }
+}
+
+fn open_connection(path: &Path) -> Result<Connection, QueueError> {
+    let open_error = |source| QueueError::OpenDatabase { path: path.to_path_buf(), source };
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(open_error)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(open_error)?;
+    conn.pragma_update(None, "journal_mode", "WAL").map_err(open_error)?;
+    conn.pragma_update(None, "synchronous", "FULL").map_err(open_error)?;
+    conn.pragma_update(None, "foreign_keys", "ON").map_err(open_error)?;
+    Ok(conn)
+}
+
+/// Messages left in `sending` by a crash become `ambiguous` (see the module docs).
+fn recover_interrupted_sends(conn: &Connection) -> Result<usize, QueueError> {
+    let storage = |source| QueueError::Storage { operation: "recovering interrupted sends", source };
+    let now = now_millis();
+    let sql = "INSERT INTO transitions (message_seq, from_state, to_state, at, reason)
+               SELECT seq, ?1, ?2, ?3, 'process stopped during send' FROM messages WHERE state = ?1";
+    conn.execute(sql, (State::Sending.as_sql(), State::Ambiguous.as_sql(), now)).map_err(storage)?;
+    conn.execute(
+        "UPDATE messages SET state = ?2, state_changed_at = ?3 WHERE state = ?1",
+        (State::Sending.as_sql(), State::Ambiguous.as_sql(), now),
+    )
+    .map_err(storage)
+}
+
+fn read_message(conn: &Connection, id: MessageId) -> Result<Option<StoredMessage>, QueueError> {
+    let storage = |source| QueueError::Storage { operation: "reading a message", source };
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT institution, service, client, fiscal_code, priority, state, body, accepted_at,
+                    state_changed_at, attempts, io_message_id, io_status, last_error
+             FROM messages WHERE id = ?1",
+        )
+        .map_err(storage)?;
+    let row = stmt
+        .query_row([id.to_string()], |r| {
+            Ok((
+                (r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?),
+                (r.get::<_, i64>(4)?, r.get::<_, String>(5)?, r.get::<_, Vec<u8>>(6)?),
+                (r.get::<_, i64>(7)?, r.get::<_, i64>(8)?, r.get::<_, i64>(9)?),
+                (r.get::<_, Option<String>>(10)?, r.get::<_, Option<String>>(11)?, r.get::<_, Option<String>>(12)?),
+            ))
+        })
+        .optional()
+        .map_err(storage)?;
+    let Some(((institution, service, client, fiscal_code), (priority, state, body), times, io)) = row else {
+        return Ok(None);
+    };
+    let priority =
+        Priority::from_sql(priority).ok_or_else(|| QueueError::Corrupt { what: format!("priority {priority}") })?;
+    let state = State::from_sql(&state).ok_or_else(|| QueueError::Corrupt { what: format!("state {state:?}") })?;
+    Ok(Some(StoredMessage {
+        id,
+        institution,
+        service,
+        client,
+        fiscal_code,
+        priority,
+        state,
+        body,
+        accepted_at: times.0,
+        state_changed_at: times.1,
+        attempts: u32::try_from(times.2).unwrap_or(u32::MAX),
+        io_message_id: io.0,
+        io_status: io.1,
+        last_error: io.2,
+    }))
+}
+
+pub(crate) fn now_millis() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,95 @@
+//! The database schema as an ordered list of migrations, tracked in `PRAGMA user_version`.
+
+use rusqlite::Connection;
+
+/// Each entry moves the schema from version `index` to `index + 1`. Never edit a shipped
+/// entry: add a new one.
+const MIGRATIONS: &[&str] = &[
+    // 1: messages and their state transitions.
+    "CREATE TABLE messages (
+        seq               INTEGER PRIMARY KEY AUTOINCREMENT,
+        id                TEXT    NOT NULL UNIQUE,
+        institution       TEXT    NOT NULL,
+        service           TEXT    NOT NULL,
+        client            TEXT    NOT NULL,
+        fiscal_code       TEXT    NOT NULL,
+        priority          INTEGER NOT NULL,
+        state             TEXT    NOT NULL,
+        body              BLOB    NOT NULL,
+        accepted_at       INTEGER NOT NULL,
+        state_changed_at  INTEGER NOT NULL,
+        attempts          INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at   INTEGER NOT NULL DEFAULT 0,
+        io_message_id     TEXT,
+        io_status         TEXT,
+        last_error        TEXT,
+        idempotency_key   TEXT,
+        request_digest    BLOB
+    );
+    CREATE UNIQUE INDEX messages_idempotency ON messages (client, idempotency_key)
+        WHERE idempotency_key IS NOT NULL;
+    CREATE INDEX messages_by_state ON messages (state, priority, seq);
+    CREATE TABLE transitions (
+        seq          INTEGER PRIMARY KEY,
+        message_seq  INTEGER NOT NULL REFERENCES messages (seq),
+        from_state   TEXT,
+        to_state     TEXT    NOT NULL,
+        at           INTEGER NOT NULL,
+        reason       TEXT
+    );
+    CREATE INDEX transitions_by_message ON transitions (message_seq);",
+];
+
+/// The schema version this build writes.
+pub const CURRENT_VERSION: usize = MIGRATIONS.len();
+
+#[derive(Debug, thiserror::Error)]
+pub enum MigrationError {
+    #[error("the database has schema version {found}, newer than this build's {supported}: upgrade io-gateway")]
+    TooNew { found: usize, supported: usize },
+    #[error("migration to schema version {version} failed: {source}")]
+    Apply { version: usize, source: rusqlite::Error },
+    #[error("cannot read the schema version: {0}")]
+    Version(rusqlite::Error),
+}
+
+/// Brings the schema up to `CURRENT_VERSION`, each step in its own transaction.
+pub fn migrate(conn: &mut Connection) -> Result<(), MigrationError> {
+    let found: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0)).map_err(MigrationError::Version)?;
+    let found = usize::try_from(found).unwrap_or(usize::MAX);
+    if found > CURRENT_VERSION {
+        return Err(MigrationError::TooNew { found, supported: CURRENT_VERSION });
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(found) {
+        let version = index + 1;
+        let apply = |conn: &mut Connection| -> rusqlite::Result<()> {
+            let tx = conn.transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", version as i64)?;
+            tx.commit()
+        };
+        apply(conn).map_err(|source| MigrationError::Apply { version, source })?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrates_a_new_database_and_is_idempotent() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn).unwrap();
+        migrate(&mut conn).unwrap();
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        assert_eq!(version as usize, CURRENT_VERSION);
+    }
+
+    #[test]
+    fn refuses_a_database_from_a_newer_build() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.pragma_update(None, "user_version", 999).unwrap();
+        assert!(matches!(migrate(&mut conn), Err(MigrationError::TooNew { found: 999, .. })));
+    }
+}

@@ -1,0 +1,125 @@
+//! Queue tests on real SQLite files in a temp dir.
+
+use super::*;
+
+fn limits() -> Limits {
+    Limits { max_queued_messages: 1000, min_free_disk_bytes: 0 }
+}
+
+fn record(client: &str, idempotency: Option<(&str, u8)>) -> NewRecord {
+    NewRecord {
+        institution: "80000000010".into(),
+        service: "tari".into(),
+        client: client.into(),
+        fiscal_code: "BNCLRA85C52F205V".into(),
+        priority: Priority::Normal,
+        body: br#"{"content":{}}"#.to_vec(),
+        idempotency: idempotency.map(|(key, d)| Idempotency { key: key.into(), request_digest: [d; 32] }),
+    }
+}
+
+fn count(path: &Path, sql: &str) -> i64 {
+    Connection::open(path).unwrap().query_row(sql, [], |r| r.get(0)).unwrap()
+}
+
+#[tokio::test]
+async fn stored_message_reads_back_and_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.db");
+    let queue = Queue::open(&path, limits()).unwrap();
+    let id = queue.enqueue(record("a", None)).await.unwrap().id();
+    let stored = queue.message(id).await.unwrap().unwrap();
+    assert_eq!((stored.state, stored.priority), (State::Queued, Priority::Normal));
+    assert_eq!(stored.body, br#"{"content":{}}"#);
+    queue.close();
+    drop(queue);
+
+    let queue = Queue::open(&path, limits()).unwrap();
+    assert_eq!(queue.message(id).await.unwrap().unwrap().fiscal_code, "BNCLRA85C52F205V");
+    assert!(queue.message(MessageId::new()).await.unwrap().is_none());
+    assert_eq!(count(&path, "SELECT COUNT(*) FROM transitions WHERE to_state = 'queued'"), 1);
+}
+
+#[tokio::test]
+async fn idempotency_key_replays_same_request_and_refuses_a_different_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = Queue::open(&dir.path().join("q.db"), limits()).unwrap();
+    let first = queue.enqueue(record("a", Some(("k1", 1)))).await.unwrap();
+    assert!(matches!(first, Accepted::New(_)));
+    let again = queue.enqueue(record("a", Some(("k1", 1)))).await.unwrap();
+    assert_eq!(again, Accepted::Replayed(first.id()));
+    let conflict = queue.enqueue(record("a", Some(("k1", 2)))).await.unwrap_err();
+    assert!(matches!(conflict, QueueError::IdempotencyConflict { existing } if existing == first.id()));
+    // Keys are per client: another client's same key is another message.
+    let other = queue.enqueue(record("b", Some(("k1", 1)))).await.unwrap();
+    assert!(matches!(other, Accepted::New(id) if id != first.id()));
+}
+
+#[tokio::test]
+async fn concurrent_same_key_posts_make_one_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = Arc::new(Queue::open(&dir.path().join("q.db"), limits()).unwrap());
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let queue = Arc::clone(&queue);
+            tokio::spawn(async move { queue.enqueue(record("a", Some(("same", 7)))).await.unwrap().id() })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for task in tasks {
+        ids.push(task.await.unwrap());
+    }
+    assert!(ids.iter().all(|id| *id == ids[0]));
+}
+
+#[tokio::test]
+async fn full_queue_refuses_new_messages_but_keeps_old_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue =
+        Queue::open(&dir.path().join("q.db"), Limits { max_queued_messages: 2, min_free_disk_bytes: 0 }).unwrap();
+    let a = queue.enqueue(record("a", Some(("a", 1)))).await.unwrap().id();
+    queue.enqueue(record("a", None)).await.unwrap();
+    let refused = queue.enqueue(record("a", None)).await.unwrap_err();
+    assert!(matches!(refused, QueueError::Full { pending: 2, limit: 2 }), "{refused:?}");
+    assert!(refused.is_backpressure());
+    // A replay of an already accepted message is still answered.
+    assert_eq!(queue.enqueue(record("a", Some(("a", 1)))).await.unwrap(), Accepted::Replayed(a));
+}
+
+#[tokio::test]
+async fn low_disk_refuses_new_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue =
+        Queue::open(&dir.path().join("q.db"), Limits { max_queued_messages: 10, min_free_disk_bytes: u64::MAX })
+            .unwrap();
+    assert!(matches!(queue.enqueue(record("a", None)).await, Err(QueueError::DiskLow { .. })));
+}
+
+#[tokio::test]
+async fn closed_queue_refuses_and_keeps_what_was_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.db");
+    let queue = Queue::open(&path, limits()).unwrap();
+    queue.enqueue(record("a", None)).await.unwrap();
+    queue.close();
+    assert!(matches!(queue.enqueue(record("a", None)).await, Err(QueueError::Closed)));
+    assert_eq!(count(&path, "SELECT COUNT(*) FROM messages"), 1);
+}
+
+#[tokio::test]
+async fn messages_caught_mid_send_become_ambiguous_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.db");
+    let queue = Queue::open(&path, limits()).unwrap();
+    let id = queue.enqueue(record("a", None)).await.unwrap().id();
+    queue.close();
+    drop(queue);
+    Connection::open(&path).unwrap().execute("UPDATE messages SET state = 'sending'", []).unwrap();
+
+    let queue = Queue::open(&path, limits()).unwrap();
+    assert_eq!(queue.message(id).await.unwrap().unwrap().state, State::Ambiguous);
+    assert_eq!(
+        count(&path, "SELECT COUNT(*) FROM transitions WHERE from_state = 'sending' AND to_state = 'ambiguous'"),
+        1
+    );
+}

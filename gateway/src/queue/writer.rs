@@ -1,0 +1,261 @@
+//! The single writer thread: group commit of incoming messages, and backpressure.
+
+use super::{now_millis, Accepted, Idempotency, Limits, MessageId, NewRecord, QueueError, State};
+use rusqlite::{Connection, OptionalExtension, Transaction};
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::sync::Mutex;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+
+/// Most messages committed in one transaction.
+const MAX_BATCH: usize = 1024;
+/// How often the pending count and free disk space are re-read from the source.
+const RECHECK_EVERY: Duration = Duration::from_secs(1);
+
+type Reply = oneshot::Sender<Result<Accepted, QueueError>>;
+
+enum Command {
+    Enqueue(Box<NewRecord>, Reply),
+    Close,
+}
+
+pub(super) struct Writer {
+    commands: Mutex<Option<mpsc::Sender<Command>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Writer {
+    pub(super) fn start(conn: Connection, limits: Limits, directory: PathBuf) -> Result<Writer, QueueError> {
+        let mut state = WriterState { conn, limits, directory, pending: 0, free_bytes: u64::MAX, checked_at: None };
+        state.recheck()?;
+        let (tx, rx) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("queue-writer".into())
+            .spawn(move || state.run(rx))
+            .map_err(|_| QueueError::Closed)?;
+        Ok(Writer { commands: Mutex::new(Some(tx)), thread: Mutex::new(Some(thread)) })
+    }
+
+    pub(super) async fn enqueue(&self, record: NewRecord) -> Result<Accepted, QueueError> {
+        let (reply, answer) = oneshot::channel();
+        {
+            let commands = self.commands.lock().map_err(|_| QueueError::Closed)?;
+            let sender = commands.as_ref().ok_or(QueueError::Closed)?;
+            sender.send(Command::Enqueue(Box::new(record), reply)).map_err(|_| QueueError::Closed)?;
+        }
+        answer.await.map_err(|_| QueueError::Closed)?
+    }
+
+    /// Commits what was already submitted, then stops the thread and waits for it.
+    pub(super) fn close(&self) {
+        if let Ok(mut commands) = self.commands.lock() {
+            if let Some(sender) = commands.take() {
+                let _ = sender.send(Command::Close);
+            }
+        }
+        let thread = self.thread.lock().ok().and_then(|mut t| t.take());
+        if let Some(thread) = thread {
+            if thread.join().is_err() {
+                log::error!("the queue writer thread panicked");
+            }
+        }
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+struct WriterState {
+    conn: Connection,
+    limits: Limits,
+    directory: PathBuf,
+    /// Messages not yet in a final state, as of the last recheck plus what we added since.
+    pending: u64,
+    free_bytes: u64,
+    checked_at: Option<Instant>,
+}
+
+impl WriterState {
+    fn run(mut self, commands: mpsc::Receiver<Command>) {
+        let mut batch: Vec<(Box<NewRecord>, Reply)> = Vec::with_capacity(MAX_BATCH);
+        let mut closing = false;
+        while !closing {
+            match commands.recv() {
+                Ok(Command::Enqueue(record, reply)) => batch.push((record, reply)),
+                Ok(Command::Close) | Err(_) => break,
+            }
+            while batch.len() < MAX_BATCH {
+                match commands.try_recv() {
+                    Ok(Command::Enqueue(record, reply)) => batch.push((record, reply)),
+                    Ok(Command::Close) => {
+                        closing = true;
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
+            self.commit_batch(&mut batch);
+        }
+        if let Err(e) = self.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)") {
+            log::warn!(error:display = e; "WAL checkpoint at shutdown failed; the next start will replay it");
+        }
+        log::info!("queue writer stopped, all accepted messages committed");
+    }
+
+    /// Commits one batch and answers every caller in it.
+    fn commit_batch(&mut self, batch: &mut Vec<(Box<NewRecord>, Reply)>) {
+        if self.checked_at.is_none_or(|t| t.elapsed() >= RECHECK_EVERY) {
+            if let Err(e) = self.recheck() {
+                log::error!(error:display = e; "cannot read queue size or free disk");
+            }
+        }
+        let mut results = Vec::with_capacity(batch.len());
+        let outcome = self.conn.transaction().map_err(storage("beginning a batch")).and_then(|tx| {
+            let mut added = 0;
+            for (record, _) in batch.iter() {
+                let result = admit(&tx, record, self.pending + added, self.free_bytes, self.limits);
+                if let Ok(Accepted::New(_)) = result {
+                    added += 1;
+                }
+                match result {
+                    Err(QueueError::Storage { operation, source }) => {
+                        return Err(QueueError::Storage { operation, source })
+                    }
+                    other => results.push(other),
+                }
+            }
+            tx.commit().map_err(storage("committing a batch"))?;
+            Ok(added)
+        });
+        match outcome {
+            Ok(added) => {
+                self.pending += added;
+                for ((_, reply), result) in batch.drain(..).zip(results) {
+                    let _ = reply.send(result);
+                }
+            }
+            Err(error) => {
+                log::error!(error:display = error, batch = batch.len(); "a batch of messages could not be committed; none of them was accepted");
+                self.checked_at = None;
+                for (_, reply) in batch.drain(..) {
+                    let _ = reply.send(Err(copy_error(&error)));
+                }
+            }
+        }
+    }
+
+    /// Re-reads the pending count (others, like the delivery loop or the admin CLI,
+    /// move messages to final states) and the free disk space.
+    fn recheck(&mut self) -> Result<(), QueueError> {
+        let sql = format!("SELECT COUNT(*) FROM messages WHERE state IN ({})", State::pending_sql_list());
+        let pending: i64 = self.conn.query_row(&sql, [], |r| r.get(0)).map_err(storage("counting pending messages"))?;
+        self.pending = u64::try_from(pending).unwrap_or(0);
+        self.free_bytes = free_disk_bytes(&self.directory);
+        self.checked_at = Some(Instant::now());
+        Ok(())
+    }
+}
+
+/// Decides one record inside the batch transaction and writes it if admitted.
+fn admit(
+    tx: &Transaction<'_>,
+    record: &NewRecord,
+    pending: u64,
+    free_bytes: u64,
+    limits: Limits,
+) -> Result<Accepted, QueueError> {
+    if let Some(idempotency) = &record.idempotency {
+        if let Some(previous) = previous_for_key(tx, &record.client, idempotency)? {
+            return previous;
+        }
+    }
+    if pending >= limits.max_queued_messages {
+        return Err(QueueError::Full { pending, limit: limits.max_queued_messages });
+    }
+    if free_bytes < limits.min_free_disk_bytes {
+        return Err(QueueError::DiskLow { free_bytes, min_bytes: limits.min_free_disk_bytes });
+    }
+    let id = MessageId::new();
+    let now = now_millis();
+    let mut insert = tx
+        .prepare_cached(
+            "INSERT INTO messages (id, institution, service, client, fiscal_code, priority, state, body,
+                                   accepted_at, state_changed_at, idempotency_key, request_digest)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10, ?11)",
+        )
+        .map_err(storage("preparing an insert"))?;
+    insert
+        .execute(rusqlite::params![
+            id.to_string(),
+            record.institution,
+            record.service,
+            record.client,
+            record.fiscal_code,
+            record.priority.as_sql(),
+            State::Queued.as_sql(),
+            record.body,
+            now,
+            record.idempotency.as_ref().map(|i| i.key.as_str()),
+            record.idempotency.as_ref().map(|i| &i.request_digest[..]),
+        ])
+        .map_err(storage("inserting a message"))?;
+    let seq = tx.last_insert_rowid();
+    let mut transition = tx
+        .prepare_cached("INSERT INTO transitions (message_seq, from_state, to_state, at, reason) VALUES (?1, NULL, ?2, ?3, 'accepted')")
+        .map_err(storage("preparing a transition"))?;
+    transition.execute((seq, State::Queued.as_sql(), now)).map_err(storage("recording a transition"))?;
+    Ok(Accepted::New(id))
+}
+
+/// The earlier message for this client's idempotency key, if any: the same one when the
+/// request matches, a conflict when it does not.
+fn previous_for_key(
+    tx: &Transaction<'_>,
+    client: &str,
+    idempotency: &Idempotency,
+) -> Result<Option<Result<Accepted, QueueError>>, QueueError> {
+    let mut stmt = tx
+        .prepare_cached("SELECT id, request_digest FROM messages WHERE client = ?1 AND idempotency_key = ?2")
+        .map_err(storage("looking up an idempotency key"))?;
+    let found = stmt
+        .query_row((client, idempotency.key.as_str()), |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, Option<Vec<u8>>>(1)?))
+        })
+        .optional()
+        .map_err(storage("looking up an idempotency key"))?;
+    let Some((id, digest)) = found else {
+        return Ok(None);
+    };
+    let id: MessageId = id.parse().map_err(|_| QueueError::Corrupt { what: format!("message id {id:?}") })?;
+    if digest.as_deref() == Some(&idempotency.request_digest[..]) {
+        Ok(Some(Ok(Accepted::Replayed(id))))
+    } else {
+        Ok(Some(Err(QueueError::IdempotencyConflict { existing: id })))
+    }
+}
+
+fn storage(operation: &'static str) -> impl Fn(rusqlite::Error) -> QueueError {
+    move |source| QueueError::Storage { operation, source }
+}
+
+/// The same error for every caller of a failed batch (rusqlite errors are not `Clone`).
+fn copy_error(error: &QueueError) -> QueueError {
+    QueueError::BatchFailed { reason: error.to_string() }
+}
+
+/// Bytes available to unprivileged users on the file system holding `directory`.
+/// Unknown (an error) counts as plenty, so a `statvfs` failure never stops intake.
+fn free_disk_bytes(directory: &std::path::Path) -> u64 {
+    match rustix::fs::statvfs(directory) {
+        Ok(stats) => stats.f_bavail.saturating_mul(stats.f_frsize),
+        Err(e) => {
+            log::warn!(error:display = e; "cannot read free disk space");
+            u64::MAX
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! Running the gateway: open the queue, bind the local API, serve until told to stop,
+//! then drain and close cleanly.
+
+use crate::api::{self, ApiState, Stopped};
+use crate::auth::Clients;
+use crate::config::{Config, TlsFiles};
+use crate::queue::{Limits, Queue, QueueError};
+use std::future::Future;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    #[error("cannot listen on {address}: {source}")]
+    Bind { address: std::net::SocketAddr, source: std::io::Error },
+    #[error("cannot set up TLS for the local API: {0}")]
+    Tls(String),
+}
+
+/// Opens the database and binds the listener (both can fail before anything is served).
+pub struct Prepared {
+    config: Arc<Config>,
+    queue: Arc<Queue>,
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+impl Prepared {
+    pub async fn new(config: Config) -> Result<Prepared, RunError> {
+        let tls = config.local_api.tls.as_ref().map(tls_acceptor).transpose()?;
+        let limits = Limits {
+            max_queued_messages: config.storage.max_queued_messages,
+            min_free_disk_bytes: config.storage.min_free_disk_bytes,
+        };
+        let queue = Queue::open(&config.storage.path, limits)?;
+        let address = config.local_api.listen;
+        let listener = TcpListener::bind(address).await.map_err(|source| RunError::Bind { address, source })?;
+        Ok(Prepared { config: Arc::new(config), queue: Arc::new(queue), listener, tls })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` completes, then drains and closes the queue.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Stopped {
+        let state = Arc::new(ApiState {
+            clients: Clients::new(self.config.clients.clone()),
+            config: Arc::clone(&self.config),
+            queue: Arc::clone(&self.queue),
+        });
+        let stopped = api::serve(self.listener, self.tls, state, shutdown).await;
+        self.queue.close();
+        stopped
+    }
+}
+
+fn tls_acceptor(files: &TlsFiles) -> Result<tokio_rustls::TlsAcceptor, RunError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_file_iter(&files.certificate)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| RunError::Tls(format!("{}: {e}", files.certificate.display())))?;
+    let key = PrivateKeyDer::from_pem_file(&files.private_key)
+        .map_err(|e| RunError::Tls(format!("{}: {e}", files.private_key.display())))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| RunError::Tls(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| RunError::Tls(e.to_string()))?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
