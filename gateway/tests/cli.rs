@@ -1,0 +1,85 @@
+//! The command line as a sysadmin uses it: check-config, run refusing a bad file, client-key.
+
+mod support;
+
+use std::process::Command;
+
+#[test]
+fn check_config_accepts_a_good_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("gateway.toml");
+    std::fs::write(&config, support::config_text(dir.path(), "", false)).unwrap();
+    let out = Command::new(support::binary()).args(["check-config", "--config"]).arg(&config).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("OK (1 institution(s), 2 service(s), 2 local client(s))"));
+}
+
+#[test]
+fn check_config_reports_every_problem_and_exits_78() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("gateway.toml");
+    let text = support::config_text(dir.path(), "", false)
+        .replace("80000000010", "80000000011")
+        .replace("services = [\"tari\"]", "services = [\"imu\"]")
+        .replace(&dir.path().join("tari.key").display().to_string(), "/nonexistent/tari.key");
+    std::fs::write(&config, text).unwrap();
+    let out = Command::new(support::binary()).args(["check-config", "--config"]).arg(&config).output().unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for expected in ["institutions[0].fiscal_code", "clients[0].services[0]: no institution has a service named imu"] {
+        assert!(stderr.contains(expected), "missing {expected:?} in {stderr}");
+    }
+}
+
+#[test]
+fn check_config_reports_missing_secret_files_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("gateway.toml");
+    let text = support::config_text(dir.path(), "", false)
+        .replace(&dir.path().join("tari.key").display().to_string(), "/nonexistent/tari.key");
+    std::fs::write(&config, text).unwrap();
+    let out = Command::new(support::binary()).args(["check-config", "--config"]).arg(&config).output().unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("2 problem(s)"), "{stderr}");
+    assert!(stderr.contains("institutions[0].services[1].primary_key: cannot read secret file /nonexistent/tari.key"));
+}
+
+#[test]
+fn run_refuses_a_bad_config_before_binding_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("gateway.toml");
+    let text = support::config_text(dir.path(), "", false).replace("80000000010", "80000000011");
+    std::fs::write(&config, text).unwrap();
+    let out = Command::new(support::binary()).args(["run", "--config"]).arg(&config).output().unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("refusing to start") && !stderr.contains("listening"), "{stderr}");
+    assert!(!dir.path().join("queue.db").exists(), "no database is created for a bad config");
+}
+
+#[test]
+fn the_shipped_example_is_only_missing_its_files() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/gateway.example.toml");
+    let out = Command::new(support::binary()).args(["check-config", "--config", example]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // On a machine without /etc/io-gateway the only problems are the files it names.
+    for line in stderr.lines().filter(|l| l.trim_start().starts_with("- ")) {
+        assert!(
+            line.contains("cannot read") || line.contains("does not exist") || line.contains("environment variable"),
+            "{line}"
+        );
+    }
+}
+
+#[test]
+fn client_key_prints_a_key_and_its_digest() {
+    let out = Command::new(support::binary()).arg("client-key").output().unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let key = stdout.lines().next().unwrap().rsplit(' ').next().unwrap();
+    let digest = stdout.lines().last().unwrap().split('"').nth(1).unwrap();
+    assert_eq!((key.len(), digest.len()), (64, 64));
+    let check = Command::new("sh").arg("-c").arg(format!("printf %s {key} | sha256sum")).output().unwrap();
+    assert!(String::from_utf8_lossy(&check.stdout).starts_with(digest));
+}
