@@ -154,7 +154,8 @@ fn malformed_requests_get_clean_4xx() {
     let (_dir, gw) = gateway();
     let key = ("Ocp-Apim-Subscription-Key", TRIBUTI_KEY);
     let json = ("Content-Type", "application/json");
-    let cases: Vec<(&str, &str, Vec<(&str, &str)>, Vec<u8>, u16)> = vec![
+    type Case<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>, Vec<u8>, u16);
+    let cases: Vec<Case> = vec![
         ("POST", "/api/v1/messages", vec![key, ("Content-Type", "text/plain")], b"{}".to_vec(), 415),
         ("POST", "/api/v1/messages", vec![key], b"{}".to_vec(), 415),
         ("POST", "/api/v1/messages", vec![key, json], b"{\"content\": ".to_vec(), 400),
@@ -164,7 +165,7 @@ fn malformed_requests_get_clean_4xx() {
         ("POST", "/api/v1/nothing", vec![key, json], b"{}".to_vec(), 404),
         ("DELETE", "/api/v1/messages", vec![key], Vec::new(), 405),
         ("GET", "/api/v1/messages/not-a-code/01ARZ3NDEKTSV4RRFFQ69G5FAV", vec![key], Vec::new(), 400),
-        ("GET", &"/api/v1/messages/BNCLRA85C52F205V/01ARZ3NDEKTSV4RRFFQ69G5FAV", vec![key], Vec::new(), 404),
+        ("GET", "/api/v1/messages/BNCLRA85C52F205V/01ARZ3NDEKTSV4RRFFQ69G5FAV", vec![key], Vec::new(), 404),
         ("GET", "/api/v1/messages/BNCLRA85C52F205V/not-an-id", vec![key], Vec::new(), 404),
     ];
     for (method, path, headers, body, status) in cases {
