@@ -27,6 +27,17 @@ enum Command {
         /// Log at DEBUG level.
         #[arg(long, short)]
         verbose: bool,
+        /// Threads serving HTTP. The queue writer and the WAL checkpointer have their own
+        /// threads, so on a 2-core appliance one HTTP thread measured best.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+        worker_threads: u16,
+    },
+    /// Run the gateway on an embedded default configuration in a temporary directory,
+    /// post a realistic sample and show what happened. Needs nothing configured.
+    Demo {
+        /// Keep the temporary directory (configuration and database) afterwards.
+        #[arg(long)]
+        keep: bool,
     },
     /// Check a configuration file and report every problem in it.
     CheckConfig {
@@ -42,7 +53,8 @@ fn main() -> ExitCode {
     match cli.command {
         Command::CheckConfig { config } => check_config(&config),
         Command::ClientKey => client_key(),
-        Command::Run { config, verbose } => {
+        Command::Demo { keep } => demo(keep),
+        Command::Run { config, verbose, worker_threads } => {
             logging::init(if verbose { log::LevelFilter::Debug } else { log::LevelFilter::Info });
             let config = match Config::load(&config) {
                 Ok(config) => config,
@@ -51,7 +63,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(EXIT_CONFIG);
                 }
             };
-            match run(config) {
+            match run(config, usize::from(worker_threads)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     log::error!("{e:#}");
@@ -82,6 +94,23 @@ fn check_config(path: &std::path::Path) -> ExitCode {
     }
 }
 
+fn demo(keep: bool) -> ExitCode {
+    logging::init(log::LevelFilter::Warn);
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .context("starting the runtime")
+        .and_then(|runtime| runtime.block_on(gateway::demo::run(keep)));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("demo failed: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn client_key() -> ExitCode {
     match auth::new_client_key() {
         Ok((key, digest)) => {
@@ -96,8 +125,12 @@ fn client_key() -> ExitCode {
     }
 }
 
-fn run(config: Config) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
+fn run(config: Config, worker_threads: usize) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(worker_threads)
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
     runtime.block_on(async {
         let signals = shutdown::signals().context("installing signal handlers")?;
         let prepared = server::Prepared::new(config).await?;

@@ -83,3 +83,17 @@ fn client_key_prints_a_key_and_its_digest() {
     let check = Command::new("sh").arg("-c").arg(format!("printf %s {key} | sha256sum")).output().unwrap();
     assert!(String::from_utf8_lossy(&check.stdout).starts_with(digest));
 }
+
+#[test]
+fn demo_runs_on_a_fresh_machine_and_tells_what_happened() {
+    let out = Command::new(support::binary()).arg("demo").output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        stdout.contains("5 posts: 3 message(s) accepted and durable, 1 retry answered with the same id, 1 refused"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("check letter is 'A'"), "{stdout}");
+    assert_eq!(stdout.lines().filter(|l| l.trim_end().ends_with(" queued")).count(), 3, "{stdout}");
+    assert!(stdout.contains("Gateway stopped: Clean"), "{stdout}");
+}

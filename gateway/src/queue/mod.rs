@@ -26,6 +26,7 @@
 //!   start-up was being sent when the process died: IO may or may not have it. It becomes
 //!   `ambiguous`, never silently `queued` again; the delivery policy decides what next.
 
+mod checkpoint;
 mod schema;
 mod state;
 mod writer;
@@ -162,6 +163,7 @@ impl QueueError {
 
 /// Handle to the queue. Cheap to share behind an `Arc`.
 pub struct Queue {
+    checkpointer: checkpoint::Checkpointer,
     writer: writer::Writer,
     reader: Arc<Mutex<Connection>>,
 }
@@ -176,9 +178,12 @@ impl Queue {
             log::warn!(count = recovered; "messages were being sent when the gateway stopped; marked ambiguous");
         }
         let reader = open_connection(path)?;
+        conn.pragma_update(None, "wal_autocheckpoint", 0)
+            .map_err(|source| QueueError::OpenDatabase { path: path.to_path_buf(), source })?;
+        let checkpointer = checkpoint::Checkpointer::start(open_connection(path)?).map_err(|_| QueueError::Closed)?;
         let directory = path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
         let writer = writer::Writer::start(conn, limits, directory)?;
-        Ok(Queue { writer, reader: Arc::new(Mutex::new(reader)) })
+        Ok(Queue { checkpointer, writer, reader: Arc::new(Mutex::new(reader)) })
     }
 
     /// Stores a message durably. Returns only after the commit that holds it.
@@ -199,6 +204,7 @@ impl Queue {
 
     /// Stops the writer after everything already submitted is committed.
     pub fn close(&self) {
+        self.checkpointer.stop();
         self.writer.close();
     }
 }
@@ -211,6 +217,8 @@ fn open_connection(path: &Path) -> Result<Connection, QueueError> {
     conn.pragma_update(None, "journal_mode", "WAL").map_err(open_error)?;
     conn.pragma_update(None, "synchronous", "FULL").map_err(open_error)?;
     conn.pragma_update(None, "foreign_keys", "ON").map_err(open_error)?;
+    // After a burst, give the WAL file back down to this size.
+    conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024).map_err(open_error)?;
     Ok(conn)
 }
 

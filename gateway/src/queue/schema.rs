@@ -5,9 +5,10 @@ use rusqlite::Connection;
 /// Each entry moves the schema from version `index` to `index + 1`. Never edit a shipped
 /// entry: add a new one.
 const MIGRATIONS: &[&str] = &[
-    // 1: messages and their state transitions.
+    // 1: messages and their state transitions. `accepted_at` is the time of the first
+    // state (queued); `transitions` records every change after it.
     "CREATE TABLE messages (
-        seq               INTEGER PRIMARY KEY AUTOINCREMENT,
+        seq               INTEGER PRIMARY KEY,
         id                TEXT    NOT NULL UNIQUE,
         institution       TEXT    NOT NULL,
         service           TEXT    NOT NULL,

@@ -37,7 +37,7 @@ async fn stored_message_reads_back_and_survives_reopen() {
     let queue = Queue::open(&path, limits()).unwrap();
     assert_eq!(queue.message(id).await.unwrap().unwrap().fiscal_code, "BNCLRA85C52F205V");
     assert!(queue.message(MessageId::new()).await.unwrap().is_none());
-    assert_eq!(count(&path, "SELECT COUNT(*) FROM transitions WHERE to_state = 'queued'"), 1);
+    assert_eq!(count(&path, "SELECT COUNT(*) FROM messages WHERE accepted_at = state_changed_at"), 1);
 }
 
 #[tokio::test]

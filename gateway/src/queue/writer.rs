@@ -11,8 +11,18 @@ use tokio::sync::oneshot;
 
 /// Most messages committed in one transaction.
 const MAX_BATCH: usize = 1024;
-/// How often the pending count and free disk space are re-read from the source.
-const RECHECK_EVERY: Duration = Duration::from_secs(1);
+/// How often free disk space is re-read.
+const DISK_CHECK_EVERY: Duration = Duration::from_secs(1);
+/// How often the pending count is re-read from the database. In between it is kept by
+/// counting what this writer adds; states that other writers finalise are seen late,
+/// which only delays lifting backpressure a little.
+const RECOUNT_EVERY: Duration = Duration::from_secs(30);
+/// Every this many commits the writer finishes the checkpoint itself, after answering
+/// its callers. The checkpoint thread copies most pages concurrently, but with a writer
+/// always busy it never catches up fully, and SQLite restarts the WAL from its start
+/// only after a complete checkpoint: without this the WAL grows without end and every
+/// commit appends to it, which makes each fsync slower.
+const TAIL_CHECKPOINT_EVERY: u32 = 256;
 
 type Reply = oneshot::Sender<Result<Accepted, QueueError>>;
 
@@ -28,8 +38,18 @@ pub(super) struct Writer {
 
 impl Writer {
     pub(super) fn start(conn: Connection, limits: Limits, directory: PathBuf) -> Result<Writer, QueueError> {
-        let mut state = WriterState { conn, limits, directory, pending: 0, free_bytes: u64::MAX, checked_at: None };
-        state.recheck()?;
+        let mut state = WriterState {
+            conn,
+            limits,
+            directory,
+            pending: 0,
+            free_bytes: u64::MAX,
+            counted_at: Instant::now(),
+            disk_checked_at: Instant::now(),
+            commits_since_checkpoint: 0,
+        };
+        state.recount()?;
+        state.free_bytes = free_disk_bytes(&state.directory);
         let (tx, rx) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("queue-writer".into())
@@ -77,7 +97,9 @@ struct WriterState {
     /// Messages not yet in a final state, as of the last recheck plus what we added since.
     pending: u64,
     free_bytes: u64,
-    checked_at: Option<Instant>,
+    counted_at: Instant,
+    disk_checked_at: Instant,
+    commits_since_checkpoint: u32,
 }
 
 impl WriterState {
@@ -109,9 +131,13 @@ impl WriterState {
 
     /// Commits one batch and answers every caller in it.
     fn commit_batch(&mut self, batch: &mut Vec<(Box<NewRecord>, Reply)>) {
-        if self.checked_at.is_none_or(|t| t.elapsed() >= RECHECK_EVERY) {
-            if let Err(e) = self.recheck() {
-                log::error!(error:display = e; "cannot read queue size or free disk");
+        if self.disk_checked_at.elapsed() >= DISK_CHECK_EVERY {
+            self.free_bytes = free_disk_bytes(&self.directory);
+            self.disk_checked_at = Instant::now();
+        }
+        if self.counted_at.elapsed() >= RECOUNT_EVERY {
+            if let Err(e) = self.recount() {
+                log::error!(error:display = e; "cannot count pending messages");
             }
         }
         let mut results = Vec::with_capacity(batch.len());
@@ -138,10 +164,17 @@ impl WriterState {
                 for ((_, reply), result) in batch.drain(..).zip(results) {
                     let _ = reply.send(result);
                 }
+                self.commits_since_checkpoint += 1;
+                if self.commits_since_checkpoint >= TAIL_CHECKPOINT_EVERY {
+                    self.commits_since_checkpoint = 0;
+                    if let Err(e) = self.conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                        log::warn!(error:display = e; "WAL checkpoint failed; will retry");
+                    }
+                }
             }
             Err(error) => {
                 log::error!(error:display = error, batch = batch.len(); "a batch of messages could not be committed; none of them was accepted");
-                self.checked_at = None;
+                self.free_bytes = free_disk_bytes(&self.directory);
                 for (_, reply) in batch.drain(..) {
                     let _ = reply.send(Err(copy_error(&error)));
                 }
@@ -149,14 +182,13 @@ impl WriterState {
         }
     }
 
-    /// Re-reads the pending count (others, like the delivery loop or the admin CLI,
-    /// move messages to final states) and the free disk space.
-    fn recheck(&mut self) -> Result<(), QueueError> {
+    /// Re-reads the pending count: others (the delivery loop, the admin CLI) move
+    /// messages to final states.
+    fn recount(&mut self) -> Result<(), QueueError> {
         let sql = format!("SELECT COUNT(*) FROM messages WHERE state IN ({})", State::pending_sql_list());
         let pending: i64 = self.conn.query_row(&sql, [], |r| r.get(0)).map_err(storage("counting pending messages"))?;
         self.pending = u64::try_from(pending).unwrap_or(0);
-        self.free_bytes = free_disk_bytes(&self.directory);
-        self.checked_at = Some(Instant::now());
+        self.counted_at = Instant::now();
         Ok(())
     }
 }
@@ -204,11 +236,6 @@ fn admit(
             record.idempotency.as_ref().map(|i| &i.request_digest[..]),
         ])
         .map_err(storage("inserting a message"))?;
-    let seq = tx.last_insert_rowid();
-    let mut transition = tx
-        .prepare_cached("INSERT INTO transitions (message_seq, from_state, to_state, at, reason) VALUES (?1, NULL, ?2, ?3, 'accepted')")
-        .map_err(storage("preparing a transition"))?;
-    transition.execute((seq, State::Queued.as_sql(), now)).map_err(storage("recording a transition"))?;
     Ok(Accepted::New(id))
 }
 
