@@ -7,7 +7,7 @@
 //! counted as IO counts them: in UTF-16 code units (JavaScript's `length`).
 
 use crate::domain::{EuroCents, FiscalCode, NoticeNumber, OrgFiscalCode, TestRecipient};
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 use std::fmt;
 
 pub const SUBJECT_LENGTH: (usize, usize) = (10, 120);
@@ -154,36 +154,71 @@ impl NewMessage {
         self.feature_level_type
     }
 
-    /// The body to POST to IO's `/messages`, with the fiscal code in the body.
-    pub fn to_io_json(&self) -> Value {
+    /// The body to POST to IO's `/messages`, with the fiscal code in the body, as bytes.
+    /// (Serialized straight from the fields: this is on the intake hot path.)
+    pub fn to_io_body(&self) -> Vec<u8> {
         let c = &self.content;
-        let mut content = json!({ "subject": c.subject, "markdown": c.markdown });
-        if let Some(due) = c.due_date {
-            content["due_date"] = json!(format_timestamp(due));
-        }
-        if let Some(p) = &c.payment_data {
-            let mut payment = json!({ "amount": p.amount.cents(), "notice_number": p.notice_number.as_str() });
-            if let Some(flag) = p.invalid_after_due_date {
-                payment["invalid_after_due_date"] = json!(flag);
-            }
-            if let Some(payee) = &p.payee {
-                payment["payee"] = json!({ "fiscal_code": payee.as_str() });
-            }
-            content["payment_data"] = payment;
-        }
-        if let Some(flag) = c.require_secure_channels {
-            content["require_secure_channels"] = json!(flag);
-        }
-        let mut body = json!({
-            "fiscal_code": self.fiscal_code.as_str(),
-            "feature_level_type": self.feature_level_type.as_str(),
-            "content": content,
-        });
-        if let Some(ttl) = self.time_to_live {
-            body["time_to_live"] = json!(ttl);
-        }
-        body
+        let wire = WireMessage {
+            fiscal_code: self.fiscal_code.as_str(),
+            feature_level_type: self.feature_level_type.as_str(),
+            time_to_live: self.time_to_live,
+            content: WireContent {
+                subject: &c.subject,
+                markdown: &c.markdown,
+                due_date: c.due_date.map(format_timestamp),
+                payment_data: c.payment_data.as_ref().map(|p| WirePayment {
+                    amount: p.amount.cents(),
+                    notice_number: p.notice_number.as_str(),
+                    invalid_after_due_date: p.invalid_after_due_date,
+                    payee: p.payee.as_ref().map(|payee| WirePayee { fiscal_code: payee.as_str() }),
+                }),
+                require_secure_channels: c.require_secure_channels,
+            },
+        };
+        // Serializing plain strings, integers and booleans into a Vec cannot fail.
+        serde_json::to_vec(&wire).unwrap_or_default()
     }
+
+    /// The same body as a JSON value.
+    pub fn to_io_json(&self) -> Value {
+        serde_json::from_slice(&self.to_io_body()).unwrap_or(Value::Null)
+    }
+}
+
+#[derive(serde::Serialize)]
+struct WireMessage<'a> {
+    fiscal_code: &'a str,
+    feature_level_type: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    time_to_live: Option<u64>,
+    content: WireContent<'a>,
+}
+
+#[derive(serde::Serialize)]
+struct WireContent<'a> {
+    subject: &'a str,
+    markdown: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    due_date: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    payment_data: Option<WirePayment<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    require_secure_channels: Option<bool>,
+}
+
+#[derive(serde::Serialize)]
+struct WirePayment<'a> {
+    amount: u64,
+    notice_number: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    invalid_after_due_date: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    payee: Option<WirePayee<'a>>,
+}
+
+#[derive(serde::Serialize)]
+struct WirePayee<'a> {
+    fiscal_code: &'a str,
 }
 
 /// IO's timestamp form: UTC with milliseconds, e.g. `2025-07-31T21:59:59.000Z`.

@@ -102,6 +102,9 @@ min_free_disk_mb = 64
         if clients == 1 {
             let health = health_round_trip(addr).await;
             println!("floor: HTTP round trip to GET /health (no storage) p50 {:.0} µs", health.as_secs_f64() * 1e6);
+        } else {
+            let per_second = health_throughput(addr, clients).await;
+            println!("ceiling: GET /health (no storage, no body) with N={clients}: {per_second:.0} req/s through this harness");
         }
         let deadline = Instant::now() + duration;
         let tasks: Vec<_> = (0..clients).map(|c| tokio::spawn(client(addr, c, deadline))).collect();
@@ -181,6 +184,38 @@ async fn health_round_trip(addr: std::net::SocketAddr) -> Duration {
     }
     samples.sort();
     samples[samples.len() / 2]
+}
+
+/// Requests per second of `GET /health` from `clients` keep-alive connections for 2 s:
+/// what the HTTP layer and this load generator manage together on this machine.
+async fn health_throughput(addr: std::net::SocketAddr, clients: usize) -> f64 {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let tasks: Vec<_> = (0..clients)
+        .map(|_| {
+            tokio::spawn(async move {
+                let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+                stream.set_nodelay(true).expect("nodelay");
+                let (mut sender, connection) =
+                    hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.expect("handshake");
+                tokio::spawn(connection);
+                let mut n = 0u64;
+                while Instant::now() < deadline {
+                    let request = http::Request::get("/health")
+                        .header("host", addr.to_string())
+                        .body(Full::new(Bytes::new()))
+                        .expect("request");
+                    let _ = sender.send_request(request).await.expect("send").into_body().collect().await;
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for task in tasks {
+        total += task.await.expect("task");
+    }
+    total as f64 / 2.0
 }
 
 /// A realistic message of about 1 KiB.

@@ -46,7 +46,7 @@ pub async fn submit(
         client: client.name.to_string(),
         fiscal_code: message.fiscal_code().as_str().to_string(),
         priority,
-        body: message.to_io_json().to_string().into_bytes(),
+        body: message.to_io_body(),
         idempotency,
     };
     let accepted = state.queue.enqueue(record).await.map_err(queue_problem)?;

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-const EVERY: Duration = Duration::from_millis(200);
+const EVERY: Duration = Duration::from_millis(50);
 
 pub(super) struct Checkpointer {
     stop: Mutex<Option<mpsc::Sender<()>>>,
@@ -14,7 +14,7 @@ pub(super) struct Checkpointer {
 }
 
 impl Checkpointer {
-    /// Starts checkpointing through `conn` (a connection of its own) every 200 ms.
+    /// Starts checkpointing through `conn` (a connection of its own) every 50 ms.
     pub(super) fn start(conn: rusqlite::Connection) -> std::io::Result<Checkpointer> {
         let (stop, stopped) = mpsc::channel::<()>();
         let thread = std::thread::Builder::new().name("queue-checkpoint".into()).spawn(move || {

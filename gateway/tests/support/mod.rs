@@ -94,8 +94,20 @@ impl Gateway {
         Gateway::start_with(dir, &config)
     }
 
+    /// Starts `io-gateway run` without waiting for `/health` (for a TLS listener).
+    pub fn start_unprobed(dir: &Path, config: &Path) -> Gateway {
+        Gateway::spawn(dir, config)
+    }
+
     /// Starts `io-gateway run --config config` and waits until it answers `/health`.
     pub fn start_with(dir: &Path, config: &Path) -> Gateway {
+        let gateway = Gateway::spawn(dir, config);
+        gateway.wait_healthy();
+        gateway
+    }
+
+    /// Starts the process and waits for the address it logs.
+    fn spawn(dir: &Path, config: &Path) -> Gateway {
         let mut child = Command::new(binary())
             .args(["run", "--config"])
             .arg(config)
@@ -123,9 +135,7 @@ impl Gateway {
                 panic!("gateway did not start; log: {:#?}", log.lock().unwrap());
             }
         };
-        let gateway = Gateway { dir: dir.to_path_buf(), config: config.to_path_buf(), addr, child, log };
-        gateway.wait_healthy();
-        gateway
+        Gateway { dir: dir.to_path_buf(), config: config.to_path_buf(), addr, child, log }
     }
 
     fn wait_healthy(&self) {
@@ -242,7 +252,7 @@ pub fn request(
     parse_response(&raw)
 }
 
-fn parse_response(raw: &[u8]) -> std::io::Result<Response> {
+pub fn parse_response(raw: &[u8]) -> std::io::Result<Response> {
     let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string());
     let split = raw.windows(4).position(|w| w == b"\r\n\r\n").ok_or_else(|| bad("no header end"))?;
     let head = std::str::from_utf8(&raw[..split]).map_err(|_| bad("head not UTF-8"))?;
