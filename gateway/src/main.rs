@@ -146,7 +146,8 @@ fn run(config: Config, worker_threads: usize) -> anyhow::Result<()> {
             Stopped::Clean => log::info!("stopped cleanly: every accepted message is committed"),
             Stopped::GraceExpired { connections } => log::warn!(
                 connections = connections;
-                "stopped after the grace period with connections still open; their requests got no answer and were not accepted"
+                "stopped after the grace period with connections still open: their requests got no answer; \
+                 any already handed to the queue were committed, so a client retry without Idempotency-Key may duplicate one"
             ),
         }
         Ok(())

@@ -26,7 +26,13 @@ fn check_config_reports_every_problem_and_exits_78() {
     let out = Command::new(support::binary()).args(["check-config", "--config"]).arg(&config).output().unwrap();
     assert_eq!(out.status.code(), Some(78));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    for expected in ["institutions[0].fiscal_code", "clients[0].services[0]: no institution has a service named imu"] {
+    for expected in [
+        "institutions[0].fiscal_code",
+        "clients[0].services[0]: no institution has a service named imu",
+        // File problems are reported together with the others, not after they are fixed.
+        "institutions[0].services[0].primary_key: cannot read secret file /nonexistent/tari.key",
+        "institutions[0].services[1].primary_key: cannot read secret file /nonexistent/tari.key",
+    ] {
         assert!(stderr.contains(expected), "missing {expected:?} in {stderr}");
     }
 }

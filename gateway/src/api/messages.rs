@@ -37,7 +37,7 @@ pub async fn submit(
         Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "Configuration", format!("service {service_name} vanished"))
     })?;
     let idempotency = idempotency_key.map(|key| Idempotency {
-        request_digest: request_digest(service_name.as_str(), path_fiscal_code, &raw_body),
+        request_digest: request_digest(service_name.as_str(), message.fiscal_code().as_str(), priority, &raw_body),
         key,
     });
     let record = NewRecord {
@@ -60,8 +60,9 @@ pub async fn submit(
     Ok(response)
 }
 
-/// Shows a message the caller may see: its content as IO would return it, IO's status
-/// when known, and the gateway's own state.
+/// Shows a message the caller posted: its content as IO would return it, IO's status
+/// when known, and the gateway's own state. Another client's message is a 404, even on a
+/// shared service: clients see only their own messages.
 pub async fn show<B>(
     state: &ApiState,
     request: &Request<B>,
@@ -78,8 +79,7 @@ pub async fn show<B>(
     let not_found = || Problem::new(StatusCode::NOT_FOUND, "Not found", "no message with this id for this fiscal code");
     let id: MessageId = id.parse().map_err(|_| not_found())?;
     let stored = state.queue.message(id).await.map_err(queue_problem)?.ok_or_else(not_found)?;
-    let visible =
-        stored.fiscal_code == fiscal_code.as_str() && client.services.iter().any(|s| s.as_str() == stored.service);
+    let visible = stored.fiscal_code == fiscal_code.as_str() && stored.client == client.name.as_str();
     if !visible {
         return Err(not_found());
     }
@@ -132,13 +132,14 @@ fn test_recipient(state: &ApiState) -> TestRecipient {
     }
 }
 
-/// What makes two requests "the same" for an idempotency key: service, path and body.
-fn request_digest(service: &str, path_fiscal_code: Option<&str>, body: &[u8]) -> [u8; 32] {
+/// What makes two requests "the same" for an idempotency key: service, recipient,
+/// priority and body bytes.
+fn request_digest(service: &str, fiscal_code: &str, priority: Priority, body: &[u8]) -> [u8; 32] {
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-    ctx.update(service.as_bytes());
-    ctx.update(&[0]);
-    ctx.update(path_fiscal_code.unwrap_or("").as_bytes());
-    ctx.update(&[0]);
+    for part in [service.as_bytes(), fiscal_code.as_bytes(), priority.as_str().as_bytes()] {
+        ctx.update(part);
+        ctx.update(&[0]);
+    }
     ctx.update(body);
     let mut digest = [0u8; 32];
     digest.copy_from_slice(ctx.finish().as_ref());
@@ -165,14 +166,14 @@ fn queue_problem(error: QueueError) -> Problem {
             "Idempotency key reused",
             format!("this Idempotency-Key was used for a different request (message {existing})"),
         ),
+        // The writer logs once when refusals start and stop; one line per refused request
+        // would flood the journal exactly when the disk is short.
         QueueError::Full { .. } | QueueError::DiskLow { .. } => {
-            log::warn!(reason:display = error; "refusing new messages");
             Problem::unavailable(format!("the gateway is not accepting new messages now: {error}"), 30)
         }
+        QueueError::Busy(_) => Problem::unavailable(format!("the gateway is busy: {error}"), 1),
         QueueError::Closed => Problem::unavailable("the gateway is shutting down", 5),
-        other => {
-            log::error!(error:display = other; "queue failure");
-            Problem::unavailable("the message could not be stored; it was not accepted", 5)
-        }
+        // The writer already logged the failed batch once.
+        _ => Problem::unavailable("the message could not be stored; it was not accepted", 5),
     }
 }

@@ -28,8 +28,11 @@ pub type Body = Full<Bytes>;
 
 /// How long in-flight requests may run after shutdown begins.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
-/// A client that does not send its headers within this time is disconnected.
+/// A client that does not send its headers (or finish a TLS handshake) within this time
+/// is disconnected.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Most connections served at once; further ones wait in the kernel's accept queue.
+pub const MAX_CONNECTIONS: usize = 1024;
 
 /// What request handlers share.
 pub struct ApiState {
@@ -56,8 +59,16 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> Stopped {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     tokio::pin!(shutdown);
     loop {
+        let slot = tokio::select! {
+            slot = Arc::clone(&slots).acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
         let (stream, _peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -75,6 +86,7 @@ pub async fn serve(
         let watcher = graceful.watcher();
         let tls = tls.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let service = hyper::service::service_fn(move |request| {
                 let state = Arc::clone(&state);
                 async move { Ok::<_, std::convert::Infallible>(handle(&state, request).await) }
@@ -85,10 +97,14 @@ pub async fn serve(
                 b
             };
             let result = match tls {
-                Some(acceptor) => match acceptor.accept(stream).await {
-                    Ok(stream) => watcher.watch(builder.serve_connection(TokioIo::new(stream), service)).await,
-                    Err(e) => {
+                Some(acceptor) => match tokio::time::timeout(HEADER_READ_TIMEOUT, acceptor.accept(stream)).await {
+                    Ok(Ok(stream)) => watcher.watch(builder.serve_connection(TokioIo::new(stream), service)).await,
+                    Ok(Err(e)) => {
                         log::debug!(error:display = e; "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        log::debug!("TLS handshake timed out");
                         return;
                     }
                 },

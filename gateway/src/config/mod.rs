@@ -48,64 +48,81 @@ fn list(problems: &[Problem]) -> String {
 impl Config {
     /// Parses and validates a configuration without touching the file system.
     pub fn from_toml_str(text: &str) -> Result<Config, ConfigError> {
-        let raw: raw::RawConfig = toml::from_str(text).map_err(|e| ConfigError::Invalid {
-            problems: vec![Problem { location: syntax_location(text, &e), message: e.message().to_string() }],
-        })?;
-        typed::build(raw).map_err(|problems| ConfigError::Invalid { problems })
+        typed::build(parse_raw(text)?).map_err(|problems| ConfigError::Invalid { problems })
     }
 
-    /// Reads `path`, validates it and checks the files and variables it refers to.
+    /// Reads `path`, validates it and checks the files and variables it refers to:
+    /// readable certificate, key and secret files, set environment variables, an existing
+    /// storage directory. Problems of both kinds are reported together.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text =
             std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
-        let config = Config::from_toml_str(&text)?;
-        let problems = config.check_environment();
-        if problems.is_empty() {
-            Ok(config)
-        } else {
-            Err(ConfigError::Invalid { problems })
+        let raw = parse_raw(&text)?;
+        let environment = check_environment(&raw);
+        match typed::build(raw) {
+            Ok(config) if environment.is_empty() => Ok(config),
+            Ok(_) => Err(ConfigError::Invalid { problems: environment }),
+            Err(mut problems) => {
+                problems.extend(environment);
+                Err(ConfigError::Invalid { problems })
+            }
         }
     }
+}
 
-    /// Checks what the configuration points at: readable certificate, key and secret
-    /// files, set environment variables, an existing storage directory.
-    pub fn check_environment(&self) -> Vec<Problem> {
-        let mut problems = Vec::new();
-        for (i, institution) in self.institutions.iter().enumerate() {
-            for (j, service) in institution.services.iter().enumerate() {
-                let at = format!("institutions[{i}].services[{j}]");
-                let keys =
-                    [("primary_key", Some(&service.primary_key)), ("secondary_key", service.secondary_key.as_ref())];
-                for (name, source) in keys {
-                    if let Some(Err(e)) = source.map(SecretSource::read) {
-                        problems.push(Problem { location: format!("{at}.{name}"), message: e.to_string() });
-                    }
+fn parse_raw(text: &str) -> Result<raw::RawConfig, ConfigError> {
+    toml::from_str(text).map_err(|e| ConfigError::Invalid {
+        problems: vec![Problem { location: syntax_location(text, &e), message: e.message().to_string() }],
+    })
+}
+
+/// Checks the files and variables the configuration names, as written.
+fn check_environment(raw: &raw::RawConfig) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for (i, institution) in raw.institutions.iter().enumerate() {
+        for (j, service) in institution.services.iter().enumerate() {
+            let keys = [("primary_key", Some(&service.primary_key)), ("secondary_key", service.secondary_key.as_ref())];
+            for (name, secret) in keys {
+                let source = match secret {
+                    Some(raw::RawSecret { file: Some(path), env: None }) => SecretSource::File(path.clone()),
+                    Some(raw::RawSecret { file: None, env: Some(name) }) => SecretSource::Env(name.clone()),
+                    _ => continue, // absent, or malformed and already reported
+                };
+                if let Err(e) = source.read() {
+                    let location = format!("institutions[{i}].services[{j}].{name}");
+                    problems.push(Problem { location, message: e.to_string() });
                 }
             }
         }
-        let io = &self.io;
+    }
+    if let Some(io) = &raw.io {
         for (name, path) in [
-            ("io.client_certificate", io.client_certificate.as_deref()),
-            ("io.client_key", io.client_key.as_deref()),
-            ("io.ca_bundle", io.ca_bundle.as_deref()),
+            ("io.client_certificate", &io.client_certificate),
+            ("io.client_key", &io.client_key),
+            ("io.ca_bundle", &io.ca_bundle),
         ] {
             if let Some(path) = path {
                 check_readable(&mut problems, name, path);
             }
         }
-        if let Some(tls) = &self.local_api.tls {
-            check_readable(&mut problems, "local_api.tls.certificate", &tls.certificate);
-            check_readable(&mut problems, "local_api.tls.private_key", &tls.private_key);
-        }
-        let dir = self.storage.directory();
+    }
+    if let Some(tls) = raw.local_api.as_ref().and_then(|api| api.tls.as_ref()) {
+        check_readable(&mut problems, "local_api.tls.certificate", &tls.certificate);
+        check_readable(&mut problems, "local_api.tls.private_key", &tls.private_key);
+    }
+    if let Some(storage) = &raw.storage {
+        let dir = match storage.path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        };
         if !dir.is_dir() {
             problems.push(Problem {
                 location: "storage.path".into(),
                 message: format!("directory {} does not exist", dir.display()),
             });
         }
-        problems
     }
+    problems
 }
 
 fn check_readable(problems: &mut Vec<Problem>, location: &str, path: &Path) {

@@ -6,7 +6,7 @@ use connectors::domain::OrgFiscalCode;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 pub const DEFAULT_MAX_BODY_BYTES: u64 = 128 * 1024;
 pub const DEFAULT_MAX_QUEUED_MESSAGES: u64 = 1_000_000;
@@ -77,16 +77,6 @@ pub struct Storage {
     pub path: PathBuf,
     pub max_queued_messages: u64,
     pub min_free_disk_bytes: u64,
-}
-
-impl Storage {
-    /// The directory holding the database file.
-    pub fn directory(&self) -> &Path {
-        match self.path.parent() {
-            Some(dir) if !dir.as_os_str().is_empty() => dir,
-            _ => Path::new("."),
-        }
-    }
 }
 
 impl Config {

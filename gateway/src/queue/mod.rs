@@ -6,9 +6,11 @@
 //!   message has committed with `synchronous=FULL` in WAL mode, i.e. after the WAL has been
 //!   fsynced. The API answers 201 only after that. A message we answered 201 for therefore
 //!   survives `kill -9` of the process *and* loss of power.
-//! * **Nothing half-written.** A message and its first state transition are written in one
-//!   transaction; a crash before the commit leaves no trace of the message, and its sender
-//!   got no 201 (it got no answer at all, or an error), so it knows to retry.
+//! * **Nothing half-written.** A message (with its idempotency key and its acceptance
+//!   time, which is the time of its first state) is written in one transaction; a crash
+//!   before the commit leaves no trace of it, and its sender got no 201 (no answer at all,
+//!   or an error), so it knows to retry. Later state changes are written together with
+//!   their row in `transitions`.
 //! * **Group commit.** Concurrent `enqueue` calls are collected by one writer thread and
 //!   committed together: many requests share one fsync, yet each is answered only after
 //!   the commit that holds it.
@@ -17,7 +19,8 @@
 //!   key and the same request gets the same message, never a second one.
 //! * **Backpressure, not corruption.** Past `max_queued_messages` pending messages or below
 //!   `min_free_disk_bytes` of free disk, new messages are refused (`QueueError::Full`,
-//!   `QueueError::DiskLow`); what is already stored is untouched. A write that fails
+//!   `QueueError::DiskLow`); so are they when more than `MAX_WAITING` requests already
+//!   wait for the writer (`QueueError::Busy`). What is already stored is untouched. A write that fails
 //!   (disk full, I/O error) rolls back its whole batch and every caller in it gets an
 //!   error: none of them was accepted.
 //! * **Order.** Messages leave by priority (urgent, normal, bulk), then in the order they
@@ -33,6 +36,7 @@ mod writer;
 
 pub use schema::{MigrationError, CURRENT_VERSION};
 pub use state::{Priority, State};
+pub use writer::MAX_WAITING;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use std::fmt;
@@ -150,6 +154,14 @@ pub enum QueueError {
     BatchFailed { reason: String },
     #[error("the database holds a value this build cannot read: {what}")]
     Corrupt { what: String },
+    #[error("{0} requests are already waiting for the disk")]
+    Busy(usize),
+    #[error(
+        "the queue database {path} is not in {expected} mode (found {found:?}): refusing to run without durability"
+    )]
+    Durability { path: PathBuf, expected: &'static str, found: String },
+    #[error("cannot start the {thread} thread: {source}")]
+    Thread { thread: &'static str, source: std::io::Error },
     #[error("the queue is shutting down")]
     Closed,
 }
@@ -157,7 +169,7 @@ pub enum QueueError {
 impl QueueError {
     /// True when the caller should retry later (the queue refused new work for now).
     pub fn is_backpressure(&self) -> bool {
-        matches!(self, QueueError::Full { .. } | QueueError::DiskLow { .. } | QueueError::Closed)
+        matches!(self, QueueError::Full { .. } | QueueError::DiskLow { .. } | QueueError::Busy(_) | QueueError::Closed)
     }
 }
 
@@ -173,14 +185,15 @@ impl Queue {
     pub fn open(path: &Path, limits: Limits) -> Result<Queue, QueueError> {
         let mut conn = open_connection(path)?;
         schema::migrate(&mut conn).map_err(|source| QueueError::Migrate { path: path.to_path_buf(), source })?;
-        let recovered = recover_interrupted_sends(&conn)?;
+        let recovered = recover_interrupted_sends(&mut conn)?;
         if recovered > 0 {
             log::warn!(count = recovered; "messages were being sent when the gateway stopped; marked ambiguous");
         }
         let reader = open_connection(path)?;
         conn.pragma_update(None, "wal_autocheckpoint", 0)
             .map_err(|source| QueueError::OpenDatabase { path: path.to_path_buf(), source })?;
-        let checkpointer = checkpoint::Checkpointer::start(open_connection(path)?).map_err(|_| QueueError::Closed)?;
+        let checkpointer = checkpoint::Checkpointer::start(open_connection(path)?)
+            .map_err(|source| QueueError::Thread { thread: "checkpoint", source })?;
         let directory = path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
         let writer = writer::Writer::start(conn, limits, directory)?;
         Ok(Queue { checkpointer, writer, reader: Arc::new(Mutex::new(reader)) })
@@ -214,26 +227,37 @@ fn open_connection(path: &Path) -> Result<Connection, QueueError> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags).map_err(open_error)?;
     conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(open_error)?;
-    conn.pragma_update(None, "journal_mode", "WAL").map_err(open_error)?;
+    let journal: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)).map_err(open_error)?;
+    if !journal.eq_ignore_ascii_case("wal") {
+        return Err(QueueError::Durability { path: path.to_path_buf(), expected: "WAL journal", found: journal });
+    }
     conn.pragma_update(None, "synchronous", "FULL").map_err(open_error)?;
+    let synchronous: i64 = conn.query_row("PRAGMA synchronous", [], |r| r.get(0)).map_err(open_error)?;
+    if synchronous != 2 {
+        let found = synchronous.to_string();
+        return Err(QueueError::Durability { path: path.to_path_buf(), expected: "synchronous=FULL (2)", found });
+    }
     conn.pragma_update(None, "foreign_keys", "ON").map_err(open_error)?;
     // After a burst, give the WAL file back down to this size.
     conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024).map_err(open_error)?;
     Ok(conn)
 }
 
-/// Messages left in `sending` by a crash become `ambiguous` (see the module docs).
-fn recover_interrupted_sends(conn: &Connection) -> Result<usize, QueueError> {
+/// Messages left in `sending` by a crash become `ambiguous` (see the module docs), each
+/// with its transition row, in one transaction.
+fn recover_interrupted_sends(conn: &mut Connection) -> Result<usize, QueueError> {
     let storage = |source| QueueError::Storage { operation: "recovering interrupted sends", source };
     let now = now_millis();
+    let states = (State::Sending.as_sql(), State::Ambiguous.as_sql(), now);
+    let tx = conn.transaction().map_err(storage)?;
     let sql = "INSERT INTO transitions (message_seq, from_state, to_state, at, reason)
                SELECT seq, ?1, ?2, ?3, 'process stopped during send' FROM messages WHERE state = ?1";
-    conn.execute(sql, (State::Sending.as_sql(), State::Ambiguous.as_sql(), now)).map_err(storage)?;
-    conn.execute(
-        "UPDATE messages SET state = ?2, state_changed_at = ?3 WHERE state = ?1",
-        (State::Sending.as_sql(), State::Ambiguous.as_sql(), now),
-    )
-    .map_err(storage)
+    tx.execute(sql, states).map_err(storage)?;
+    let changed = tx
+        .execute("UPDATE messages SET state = ?2, state_changed_at = ?3 WHERE state = ?1", states)
+        .map_err(storage)?;
+    tx.commit().map_err(storage)?;
+    Ok(changed)
 }
 
 fn read_message(conn: &Connection, id: MessageId) -> Result<Option<StoredMessage>, QueueError> {

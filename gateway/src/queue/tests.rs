@@ -123,3 +123,47 @@ async fn messages_caught_mid_send_become_ambiguous_on_open() {
         1
     );
 }
+
+#[test]
+fn connections_run_in_wal_with_full_sync() {
+    let dir = tempfile::tempdir().unwrap();
+    let conn = open_connection(&dir.path().join("q.db")).unwrap();
+    let journal: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+    let synchronous: i64 = conn.query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap();
+    assert_eq!((journal.as_str(), synchronous), ("wal", 2));
+}
+
+#[tokio::test]
+async fn a_failed_batch_answers_every_caller_with_an_error_and_stores_none_of_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.db");
+    let queue = Arc::new(Queue::open(&path, limits()).unwrap());
+    // Fault injection through the storage: any batch holding client "boom" fails.
+    Connection::open(&path)
+        .unwrap()
+        .execute_batch(
+            "CREATE TRIGGER boom BEFORE INSERT ON messages WHEN NEW.client = 'boom'
+             BEGIN SELECT RAISE(ABORT, 'injected storage fault'); END;",
+        )
+        .unwrap();
+    let tasks: Vec<_> = (0..40)
+        .map(|i| {
+            let queue = Arc::clone(&queue);
+            let client = if i == 20 { "boom" } else { "a" };
+            tokio::spawn(async move { (client, queue.enqueue(record(client, Some((&format!("k{i}"), 1)))).await) })
+        })
+        .collect();
+    let mut failed = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            ("boom", result) => assert!(matches!(result, Err(QueueError::BatchFailed { .. })), "{result:?}"),
+            (_, Ok(Accepted::New(id))) => assert!(queue.message(id).await.unwrap().is_some()),
+            (_, Err(QueueError::BatchFailed { .. })) => failed += 1,
+            (_, other) => panic!("unexpected {other:?}"),
+        }
+    }
+    let stored = count(&path, "SELECT COUNT(*) FROM messages");
+    assert_eq!(stored, 39 - failed, "exactly the messages answered Ok are stored");
+    // The writer keeps working after a failed batch.
+    assert!(queue.enqueue(record("a", None)).await.is_ok());
+}

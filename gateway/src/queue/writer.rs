@@ -11,6 +11,9 @@ use tokio::sync::oneshot;
 
 /// Most messages committed in one transaction.
 const MAX_BATCH: usize = 1024;
+/// Most requests waiting for the writer; past this, callers get `QueueError::Busy` (a 503)
+/// instead of piling up in memory behind a slow disk.
+pub const MAX_WAITING: usize = 8192;
 /// How often free disk space is re-read.
 const DISK_CHECK_EVERY: Duration = Duration::from_secs(1);
 /// How often the pending count is re-read from the database. In between it is kept by
@@ -32,7 +35,7 @@ enum Command {
 }
 
 pub(super) struct Writer {
-    commands: Mutex<Option<mpsc::Sender<Command>>>,
+    commands: Mutex<Option<mpsc::SyncSender<Command>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -47,14 +50,15 @@ impl Writer {
             counted_at: Instant::now(),
             disk_checked_at: Instant::now(),
             commits_since_checkpoint: 0,
+            refusing: None,
         };
         state.recount()?;
         state.free_bytes = free_disk_bytes(&state.directory);
-        let (tx, rx) = mpsc::channel();
+        let (tx, rx) = mpsc::sync_channel(MAX_WAITING);
         let thread = std::thread::Builder::new()
             .name("queue-writer".into())
             .spawn(move || state.run(rx))
-            .map_err(|_| QueueError::Closed)?;
+            .map_err(|source| QueueError::Thread { thread: "queue writer", source })?;
         Ok(Writer { commands: Mutex::new(Some(tx)), thread: Mutex::new(Some(thread)) })
     }
 
@@ -63,7 +67,10 @@ impl Writer {
         {
             let commands = self.commands.lock().map_err(|_| QueueError::Closed)?;
             let sender = commands.as_ref().ok_or(QueueError::Closed)?;
-            sender.send(Command::Enqueue(Box::new(record), reply)).map_err(|_| QueueError::Closed)?;
+            sender.try_send(Command::Enqueue(Box::new(record), reply)).map_err(|e| match e {
+                mpsc::TrySendError::Full(_) => QueueError::Busy(MAX_WAITING),
+                mpsc::TrySendError::Disconnected(_) => QueueError::Closed,
+            })?;
         }
         answer.await.map_err(|_| QueueError::Closed)?
     }
@@ -100,6 +107,8 @@ struct WriterState {
     counted_at: Instant,
     disk_checked_at: Instant,
     commits_since_checkpoint: u32,
+    /// Why new messages are being refused, if they are: logged once when it starts.
+    refusing: Option<&'static str>,
 }
 
 impl WriterState {
@@ -158,6 +167,7 @@ impl WriterState {
             tx.commit().map_err(storage("committing a batch"))?;
             Ok(added)
         });
+        self.note_refusals(&results);
         match outcome {
             Ok(added) => {
                 self.pending += added;
@@ -179,6 +189,28 @@ impl WriterState {
                     let _ = reply.send(Err(copy_error(&error)));
                 }
             }
+        }
+    }
+
+    /// Logs once when the queue starts refusing new messages and once when it stops.
+    fn note_refusals(&mut self, results: &[Result<Accepted, QueueError>]) {
+        let refusal = results.iter().find_map(|r| match r {
+            Err(QueueError::Full { .. }) => Some("the queue is full"),
+            Err(QueueError::DiskLow { .. }) => Some("free disk is below the minimum"),
+            _ => None,
+        });
+        let accepted = results.iter().any(|r| matches!(r, Ok(Accepted::New(_))));
+        match (self.refusing, refusal) {
+            (None, Some(reason)) => {
+                log::warn!(pending = self.pending, free_bytes = self.free_bytes, reason = reason;
+                           "refusing new messages (503) until there is room");
+                self.refusing = Some(reason);
+            }
+            (Some(_), None) if accepted => {
+                log::info!(pending = self.pending; "accepting new messages again");
+                self.refusing = None;
+            }
+            _ => {}
         }
     }
 

@@ -84,6 +84,7 @@ pub struct Gateway {
     pub addr: SocketAddr,
     child: Child,
     log: Arc<Mutex<Vec<String>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Gateway {
@@ -96,21 +97,31 @@ impl Gateway {
 
     /// Starts `io-gateway run` without waiting for `/health` (for a TLS listener).
     pub fn start_unprobed(dir: &Path, config: &Path) -> Gateway {
-        Gateway::spawn(dir, config)
+        Gateway::spawn(dir, config, &[])
     }
 
     /// Starts `io-gateway run --config config` and waits until it answers `/health`.
     pub fn start_with(dir: &Path, config: &Path) -> Gateway {
-        let gateway = Gateway::spawn(dir, config);
+        let gateway = Gateway::spawn(dir, config, &[]);
+        gateway.wait_healthy();
+        gateway
+    }
+
+    /// Like `start`, with extra arguments to `run` (e.g. `--verbose`).
+    pub fn start_args(dir: &Path, args: &[&str]) -> Gateway {
+        let config = dir.join("gateway.toml");
+        std::fs::write(&config, config_text(dir, "", false)).unwrap();
+        let gateway = Gateway::spawn(dir, &config, args);
         gateway.wait_healthy();
         gateway
     }
 
     /// Starts the process and waits for the address it logs.
-    fn spawn(dir: &Path, config: &Path) -> Gateway {
+    fn spawn(dir: &Path, config: &Path, args: &[&str]) -> Gateway {
         let mut child = Command::new(binary())
             .args(["run", "--config"])
             .arg(config)
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -120,7 +131,7 @@ impl Gateway {
         let (tx, rx) = std::sync::mpsc::channel();
         let stderr = child.stderr.take().unwrap();
         let sink = Arc::clone(&log);
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Some(addr) = line.split("address=").nth(1) {
                     let _ = tx.send(addr.trim().to_string());
@@ -135,7 +146,7 @@ impl Gateway {
                 panic!("gateway did not start; log: {:#?}", log.lock().unwrap());
             }
         };
-        Gateway { dir: dir.to_path_buf(), config: config.to_path_buf(), addr, child, log }
+        Gateway { dir: dir.to_path_buf(), config: config.to_path_buf(), addr, child, log, reader: Some(reader) }
     }
 
     fn wait_healthy(&self) {
@@ -185,18 +196,39 @@ impl Gateway {
         self.child.wait().unwrap();
     }
 
-    /// Sends SIGTERM and waits for the process to exit.
-    pub fn terminate(mut self) -> (ExitStatus, Vec<String>) {
+    /// Sends SIGTERM.
+    pub fn signal_term(&self) {
         let pid = rustix::process::Pid::from_raw(self.pid()).unwrap();
         rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    }
+
+    /// Sends SIGTERM and waits for the process to exit and its log to be read whole.
+    pub fn terminate(self) -> (ExitStatus, Vec<String>) {
+        self.signal_term();
+        self.wait_exit()
+    }
+
+    /// Waits for the process to exit (30 s at most) and for its whole log.
+    pub fn wait_exit(mut self) -> (ExitStatus, Vec<String>) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
-                std::thread::sleep(Duration::from_millis(50));
+                if let Some(reader) = self.reader.take() {
+                    reader.join().unwrap();
+                }
                 return (status, self.log.lock().unwrap().clone());
             }
             assert!(Instant::now() < deadline, "gateway did not stop after SIGTERM");
             std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits until a log line contains `text`.
+    pub fn wait_log(&self, text: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !self.log.lock().unwrap().iter().any(|l| l.contains(text)) {
+            assert!(Instant::now() < deadline, "no log line with {text:?}: {:#?}", self.log());
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 
