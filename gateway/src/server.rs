@@ -15,8 +15,10 @@ pub enum RunError {
     Queue(#[from] QueueError),
     #[error("cannot listen on {address}: {source}")]
     Bind { address: std::net::SocketAddr, source: std::io::Error },
-    #[error("cannot set up TLS for the local API: {0}")]
-    Tls(String),
+    #[error("cannot read the local API's TLS file {path}: {source}")]
+    TlsFile { path: std::path::PathBuf, source: rustls::pki_types::pem::Error },
+    #[error("the local API's TLS certificate and key do not make a usable configuration: {0}")]
+    TlsConfig(#[from] rustls::Error),
 }
 
 /// Opens the database and binds the listener (both can fail before anything is served).
@@ -60,17 +62,18 @@ impl Prepared {
 fn tls_acceptor(files: &TlsFiles) -> Result<tokio_rustls::TlsAcceptor, RunError> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let file_error = |path: &std::path::Path| {
+        let path = path.to_path_buf();
+        move |source| RunError::TlsFile { path, source }
+    };
     let certs = CertificateDer::pem_file_iter(&files.certificate)
         .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| RunError::Tls(format!("{}: {e}", files.certificate.display())))?;
-    let key = PrivateKeyDer::from_pem_file(&files.private_key)
-        .map_err(|e| RunError::Tls(format!("{}: {e}", files.private_key.display())))?;
+        .map_err(file_error(&files.certificate))?;
+    let key = PrivateKeyDer::from_pem_file(&files.private_key).map_err(file_error(&files.private_key))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| RunError::Tls(e.to_string()))?
+        .with_safe_default_protocol_versions()?
         .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| RunError::Tls(e.to_string()))?;
+        .with_single_cert(certs, key)?;
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }

@@ -41,10 +41,10 @@ pub async fn submit(
         key,
     });
     let record = NewRecord {
-        institution: institution.fiscal_code.as_str().to_string(),
-        service: service_name.to_string(),
-        client: client.name.to_string(),
-        fiscal_code: message.fiscal_code().as_str().to_string(),
+        institution: institution.fiscal_code.clone(),
+        service: service_name.clone(),
+        client: client.name.clone(),
+        fiscal_code: message.fiscal_code().clone(),
         priority,
         body: message.to_io_body(),
         idempotency,
@@ -79,7 +79,7 @@ pub async fn show<B>(
     let not_found = || Problem::new(StatusCode::NOT_FOUND, "Not found", "no message with this id for this fiscal code");
     let id: MessageId = id.parse().map_err(|_| not_found())?;
     let stored = state.queue.message(id).await.map_err(queue_problem)?.ok_or_else(not_found)?;
-    let visible = stored.fiscal_code == fiscal_code.as_str() && stored.client == client.name.as_str();
+    let visible = stored.fiscal_code == fiscal_code && stored.client == client.name;
     if !visible {
         return Err(not_found());
     }
@@ -88,11 +88,10 @@ pub async fn show<B>(
 
 fn message_view(state: &ApiState, stored: &StoredMessage) -> Value {
     let body: Value = serde_json::from_slice(&stored.body).unwrap_or(Value::Null);
-    let service_id =
-        stored.service.parse().ok().and_then(|name| state.config.service(&name)).map(|(_, s)| s.service_id.clone());
+    let service_id = state.config.service(&stored.service).map(|(_, s)| s.service_id.clone());
     let mut message = json!({
         "id": stored.id.to_string(),
-        "fiscal_code": stored.fiscal_code,
+        "fiscal_code": stored.fiscal_code.as_str(),
         "created_at": timestamp(stored.accepted_at),
         "content": body.get("content"),
         "sender_service_id": service_id,
@@ -105,7 +104,7 @@ fn message_view(state: &ApiState, stored: &StoredMessage) -> Value {
         "message": message,
         "gateway": {
             "state": stored.state.as_sql(),
-            "service": stored.service,
+            "service": stored.service.as_str(),
             "priority": stored.priority.as_str(),
             "accepted_at": timestamp(stored.accepted_at),
             "state_changed_at": timestamp(stored.state_changed_at),

@@ -38,6 +38,8 @@ pub use schema::{MigrationError, CURRENT_VERSION};
 pub use state::{Priority, State};
 pub use writer::MAX_WAITING;
 
+use crate::config::{ClientName, ServiceName};
+use connectors::domain::{FiscalCode, OrgFiscalCode, TestRecipient};
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -75,10 +77,10 @@ impl fmt::Display for MessageId {
 /// A validated message ready to be stored.
 #[derive(Debug, Clone)]
 pub struct NewRecord {
-    pub institution: String,
-    pub service: String,
-    pub client: String,
-    pub fiscal_code: String,
+    pub institution: OrgFiscalCode,
+    pub service: ServiceName,
+    pub client: ClientName,
+    pub fiscal_code: FiscalCode,
     pub priority: Priority,
     /// The JSON body exactly as it will be sent to IO.
     pub body: Vec<u8>,
@@ -113,10 +115,10 @@ impl Accepted {
 #[derive(Debug, Clone)]
 pub struct StoredMessage {
     pub id: MessageId,
-    pub institution: String,
-    pub service: String,
-    pub client: String,
-    pub fiscal_code: String,
+    pub institution: OrgFiscalCode,
+    pub service: ServiceName,
+    pub client: ClientName,
+    pub fiscal_code: FiscalCode,
     pub priority: Priority,
     pub state: State,
     pub body: Vec<u8>,
@@ -283,15 +285,17 @@ fn read_message(conn: &Connection, id: MessageId) -> Result<Option<StoredMessage
     let Some(((institution, service, client, fiscal_code), (priority, state, body), times, io)) = row else {
         return Ok(None);
     };
-    let priority =
-        Priority::from_sql(priority).ok_or_else(|| QueueError::Corrupt { what: format!("priority {priority}") })?;
-    let state = State::from_sql(&state).ok_or_else(|| QueueError::Corrupt { what: format!("state {state:?}") })?;
+    let corrupt = |what: String| QueueError::Corrupt { what };
+    let priority = Priority::from_sql(priority).ok_or_else(|| corrupt(format!("priority {priority}")))?;
+    let state = State::from_sql(&state).ok_or_else(|| corrupt(format!("state {state:?}")))?;
     Ok(Some(StoredMessage {
         id,
-        institution,
-        service,
-        client,
-        fiscal_code,
+        institution: institution.parse().map_err(|_| corrupt(format!("institution {institution:?}")))?,
+        service: service.parse().map_err(|_| corrupt(format!("service {service:?}")))?,
+        client: client.parse().map_err(|_| corrupt(format!("client {client:?}")))?,
+        // Validated at intake; the test recipient is stored only where it was allowed.
+        fiscal_code: FiscalCode::parse(&fiscal_code, TestRecipient::Allowed)
+            .map_err(|_| corrupt(format!("fiscal code of message {id}")))?,
         priority,
         state,
         body,

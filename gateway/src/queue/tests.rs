@@ -8,10 +8,10 @@ fn limits() -> Limits {
 
 fn record(client: &str, idempotency: Option<(&str, u8)>) -> NewRecord {
     NewRecord {
-        institution: "80000000010".into(),
-        service: "tari".into(),
-        client: client.into(),
-        fiscal_code: "BNCLRA85C52F205V".into(),
+        institution: "80000000010".parse().unwrap(),
+        service: "tari".parse().unwrap(),
+        client: client.parse().unwrap(),
+        fiscal_code: "BNCLRA85C52F205V".parse().unwrap(),
         priority: Priority::Normal,
         body: br#"{"content":{}}"#.to_vec(),
         idempotency: idempotency.map(|(key, d)| Idempotency { key: key.into(), request_digest: [d; 32] }),
@@ -35,7 +35,7 @@ async fn stored_message_reads_back_and_survives_reopen() {
     drop(queue);
 
     let queue = Queue::open(&path, limits()).unwrap();
-    assert_eq!(queue.message(id).await.unwrap().unwrap().fiscal_code, "BNCLRA85C52F205V");
+    assert_eq!(queue.message(id).await.unwrap().unwrap().fiscal_code.as_str(), "BNCLRA85C52F205V");
     assert!(queue.message(MessageId::new()).await.unwrap().is_none());
     assert_eq!(count(&path, "SELECT COUNT(*) FROM messages WHERE accepted_at = state_changed_at"), 1);
 }

@@ -234,7 +234,7 @@ fn admit(
     limits: Limits,
 ) -> Result<Accepted, QueueError> {
     if let Some(idempotency) = &record.idempotency {
-        if let Some(previous) = previous_for_key(tx, &record.client, idempotency)? {
+        if let Some(previous) = previous_for_key(tx, record.client.as_str(), idempotency)? {
             return previous;
         }
     }
@@ -256,10 +256,10 @@ fn admit(
     insert
         .execute(rusqlite::params![
             id.to_string(),
-            record.institution,
-            record.service,
-            record.client,
-            record.fiscal_code,
+            record.institution.as_str(),
+            record.service.as_str(),
+            record.client.as_str(),
+            record.fiscal_code.as_str(),
             record.priority.as_sql(),
             State::Queued.as_sql(),
             record.body,
