@@ -38,7 +38,7 @@ fn with(pointer: &str, value: Value) -> Value {
 
 #[test]
 fn the_io_sample_message_is_valid_and_round_trips() {
-    let sample: Value = serde_json::from_str(include_str!("../../../../shared/samples/io_message_tari.json")).unwrap();
+    let sample: Value = serde_json::from_str(include_str!("../../tests/fixtures/io_message_tari.json")).unwrap();
     let message = NewMessage::from_json(&sample, None, TestRecipient::Rejected).unwrap();
     assert_eq!(message.to_io_json(), sample);
 }
