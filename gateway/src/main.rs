@@ -4,6 +4,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use gateway::api::Stopped;
 use gateway::config::Config;
+use gateway::sandbox::{Sandbox, SandboxConfig};
 use gateway::{auth, logging, server, shutdown};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -46,6 +47,11 @@ enum Command {
     },
     /// Make a new local client key and the key_sha256 line for the configuration.
     ClientKey,
+    /// Run the IO sandbox: a simulator of IO's Services API for tests and demos.
+    Sandbox {
+        #[arg(long, short, value_name = "FILE")]
+        config: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -53,6 +59,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::CheckConfig { config } => check_config(&config),
         Command::ClientKey => client_key(),
+        Command::Sandbox { config } => sandbox(&config),
         Command::Demo { keep } => demo(keep),
         Command::Run { config, verbose, worker_threads } => {
             logging::init(if verbose { log::LevelFilter::Debug } else { log::LevelFilter::Info });
@@ -106,6 +113,40 @@ fn demo(keep: bool) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("demo failed: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn sandbox(path: &std::path::Path) -> ExitCode {
+    logging::init(log::LevelFilter::Info);
+    let config =
+        match std::fs::read_to_string(path).map_err(|e| e.to_string()).and_then(|t| SandboxConfig::from_toml_str(&t)) {
+            Ok(config) => config,
+            Err(e) => {
+                log::error!("refusing to start the sandbox: {}: {e}", path.display());
+                return ExitCode::from(EXIT_CONFIG);
+            }
+        };
+    let result = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime").and_then(
+        |runtime| {
+            runtime.block_on(async {
+                let signals = shutdown::signals().context("installing signal handlers")?;
+                let sandbox = Sandbox::start(config).await?;
+                log::info!(address:display = sandbox.addr(), base_url = sandbox.base_url().as_str(); "IO sandbox listening");
+                let signal = signals.await;
+                log::info!(signal = signal; "stopping the sandbox");
+                let stats = sandbox.stats();
+                sandbox.stop().await;
+                log::info!(calls = stats.calls, messages = stats.messages, throttled = stats.throttled; "sandbox stopped");
+                anyhow::Ok(())
+            })
+        },
+    );
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            log::error!("{e:#}");
             ExitCode::FAILURE
         }
     }

@@ -103,3 +103,38 @@ fn demo_runs_on_a_fresh_machine_and_tells_what_happened() {
     assert_eq!(stdout.lines().filter(|l| l.trim_end().ends_with(" queued")).count(), 3, "{stdout}");
     assert!(stdout.contains("Gateway stopped: Clean"), "{stdout}");
 }
+
+#[test]
+fn sandbox_command_serves_the_example_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let example =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../config/sandbox.example.toml")).unwrap();
+    let config = dir.path().join("sandbox.toml");
+    std::fs::write(&config, example.replace("127.0.0.1:8443", "127.0.0.1:0")).unwrap();
+    let mut child = Command::new(support::binary())
+        .args(["sandbox", "--config"])
+        .arg(&config)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let line = std::io::BufRead::lines(std::io::BufReader::new(stderr))
+        .map_while(Result::ok)
+        .find(|l| l.contains("IO sandbox listening"))
+        .unwrap();
+    let addr: std::net::SocketAddr =
+        line.split("address=").nth(1).unwrap().split_whitespace().next().unwrap().parse().unwrap();
+    let profile = support::request(
+        addr,
+        "GET",
+        "/api/v1/profiles/VRDGPP50T01H501B",
+        &[("Ocp-Apim-Subscription-Key", "sandbox-tari-primary")],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(profile.status, 404, "the example lists this citizen as not on IO");
+    let stats = support::request(addr, "GET", "/__sandbox/stats", &[], b"").unwrap();
+    assert_eq!(stats.json()["profile_reads"], 1);
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

@@ -12,27 +12,18 @@ pub use problem::Problem;
 
 use crate::auth::{self, AuthError, Clients};
 use crate::config::{Config, LocalClient, ServiceName};
+use crate::http_server;
 use crate::queue::Queue;
 use bytes::Bytes;
 use http::{header, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioIo, TokioTimer};
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
-pub type Body = Full<Bytes>;
-
-/// How long in-flight requests may run after shutdown begins.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
-/// A client that does not send its headers (or finish a TLS handshake) within this time
-/// is disconnected.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
-/// Most connections served at once; further ones wait in the kernel's accept queue.
-pub const MAX_CONNECTIONS: usize = 1024;
+pub use crate::http_server::{Body, Stopped};
 
 /// What request handlers share.
 pub struct ApiState {
@@ -41,86 +32,19 @@ pub struct ApiState {
     pub queue: Arc<Queue>,
 }
 
-/// How the server stopped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stopped {
-    /// Every in-flight request finished.
-    Clean,
-    /// Some connections were still busy when the grace period ended.
-    GraceExpired { connections: usize },
-}
-
 /// Serves the API on `listener` until `shutdown` completes, then stops accepting and
-/// lets in-flight requests finish for up to `SHUTDOWN_GRACE`.
+/// lets in-flight requests finish (see `http_server::serve`).
 pub async fn serve(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     state: Arc<ApiState>,
     shutdown: impl Future<Output = ()>,
 ) -> Stopped {
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
-    tokio::pin!(shutdown);
-    loop {
-        let slot = tokio::select! {
-            slot = Arc::clone(&slots).acquire_owned() => match slot {
-                Ok(slot) => slot,
-                Err(_) => break,
-            },
-            () = &mut shutdown => break,
-        };
-        let (stream, _peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    // Usually out of file descriptors: wait instead of spinning.
-                    log::warn!(error:display = e; "cannot accept a connection");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        let _ = stream.set_nodelay(true);
+    let handler = move |request| {
         let state = Arc::clone(&state);
-        let watcher = graceful.watcher();
-        let tls = tls.clone();
-        tokio::spawn(async move {
-            let _slot = slot;
-            let service = hyper::service::service_fn(move |request| {
-                let state = Arc::clone(&state);
-                async move { Ok::<_, std::convert::Infallible>(handle(&state, request).await) }
-            });
-            let builder = {
-                let mut b = hyper::server::conn::http1::Builder::new();
-                b.timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
-                b
-            };
-            let result = match tls {
-                Some(acceptor) => match tokio::time::timeout(HEADER_READ_TIMEOUT, acceptor.accept(stream)).await {
-                    Ok(Ok(stream)) => watcher.watch(builder.serve_connection(TokioIo::new(stream), service)).await,
-                    Ok(Err(e)) => {
-                        log::debug!(error:display = e; "TLS handshake failed");
-                        return;
-                    }
-                    Err(_) => {
-                        log::debug!("TLS handshake timed out");
-                        return;
-                    }
-                },
-                None => watcher.watch(builder.serve_connection(TokioIo::new(stream), service)).await,
-            };
-            if let Err(e) = result {
-                log::debug!(error:display = e; "connection ended with an error");
-            }
-        });
-    }
-    drop(listener);
-    let open = graceful.count();
-    tokio::select! {
-        () = graceful.shutdown() => Stopped::Clean,
-        () = tokio::time::sleep(SHUTDOWN_GRACE) => Stopped::GraceExpired { connections: open },
-    }
+        async move { Ok(handle(&state, request).await) }
+    };
+    http_server::serve(listener, tls, shutdown, || true, handler).await
 }
 
 /// Routes one request.
