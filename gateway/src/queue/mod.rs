@@ -131,6 +131,42 @@ pub struct StoredMessage {
     pub last_error: Option<String>,
 }
 
+/// A state change asked of the queue. It happens only if the message is still in
+/// `from` (so two actors never both move a message); otherwise it is skipped.
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub id: MessageId,
+    pub from: State,
+    pub to: State,
+    /// Why, for the transition record and `last_error` (no personal data).
+    pub reason: String,
+    /// When the message is next due (milliseconds since the epoch), if that changes.
+    pub next_attempt_at: Option<i64>,
+    /// One more delivery attempt was made.
+    pub attempted: bool,
+    pub io_message_id: Option<String>,
+    pub io_status: Option<String>,
+    /// What went wrong, shown as `last_error`; `None` clears it.
+    pub error: Option<String>,
+}
+
+impl Change {
+    /// A change with no IO ids, no error and the due time left as it is.
+    pub fn new(id: MessageId, from: State, to: State, reason: impl Into<String>) -> Change {
+        Change {
+            id,
+            from,
+            to,
+            reason: reason.into(),
+            next_attempt_at: None,
+            attempted: false,
+            io_message_id: None,
+            io_status: None,
+            error: None,
+        }
+    }
+}
+
 /// Limits that make the queue refuse new work instead of filling the disk.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -217,6 +253,32 @@ impl Queue {
         .map_err(|_| QueueError::Closed)?
     }
 
+    /// Applies state changes in one commit; for each, whether it applied (`false`: the
+    /// message was no longer in `from`).
+    pub async fn apply(&self, changes: Vec<Change>) -> Result<Vec<bool>, QueueError> {
+        self.writer.apply(changes).await
+    }
+
+    /// Up to `limit` messages of `institution` in one of `states` and due at `now`
+    /// (milliseconds), urgent first, then in the order they were accepted.
+    pub async fn due(
+        &self,
+        institution: &OrgFiscalCode,
+        states: &[State],
+        now: i64,
+        limit: usize,
+    ) -> Result<Vec<StoredMessage>, QueueError> {
+        let reader = Arc::clone(&self.reader);
+        let institution = institution.as_str().to_string();
+        let states: Vec<&'static str> = states.iter().map(|s| s.as_sql()).collect();
+        tokio::task::spawn_blocking(move || {
+            let conn = reader.lock().map_err(|_| QueueError::Closed)?;
+            read_due(&conn, &institution, &states, now, limit)
+        })
+        .await
+        .map_err(|_| QueueError::Closed)?
+    }
+
     /// Stops the writer after everything already submitted is committed.
     pub fn close(&self) {
         self.checkpointer.stop();
@@ -262,33 +324,64 @@ fn recover_interrupted_sends(conn: &mut Connection) -> Result<usize, QueueError>
     Ok(changed)
 }
 
+const MESSAGE_COLUMNS: &str = "id, institution, service, client, fiscal_code, priority, state, body, accepted_at,
+    state_changed_at, attempts, io_message_id, io_status, last_error";
+
 fn read_message(conn: &Connection, id: MessageId) -> Result<Option<StoredMessage>, QueueError> {
     let storage = |source| QueueError::Storage { operation: "reading a message", source };
-    let mut stmt = conn
-        .prepare_cached(
-            "SELECT institution, service, client, fiscal_code, priority, state, body, accepted_at,
-                    state_changed_at, attempts, io_message_id, io_status, last_error
-             FROM messages WHERE id = ?1",
-        )
-        .map_err(storage)?;
-    let row = stmt
-        .query_row([id.to_string()], |r| {
-            Ok((
-                (r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?),
-                (r.get::<_, i64>(4)?, r.get::<_, String>(5)?, r.get::<_, Vec<u8>>(6)?),
-                (r.get::<_, i64>(7)?, r.get::<_, i64>(8)?, r.get::<_, i64>(9)?),
-                (r.get::<_, Option<String>>(10)?, r.get::<_, Option<String>>(11)?, r.get::<_, Option<String>>(12)?),
-            ))
-        })
-        .optional()
-        .map_err(storage)?;
-    let Some(((institution, service, client, fiscal_code), (priority, state, body), times, io)) = row else {
-        return Ok(None);
-    };
+    let mut stmt =
+        conn.prepare_cached(&format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?1")).map_err(storage)?;
+    let row = stmt.query_row([id.to_string()], raw_row).optional().map_err(storage)?;
+    row.map(stored_message).transpose()
+}
+
+fn read_due(
+    conn: &Connection,
+    institution: &str,
+    states: &[&str],
+    now: i64,
+    limit: usize,
+) -> Result<Vec<StoredMessage>, QueueError> {
+    let storage = |source| QueueError::Storage { operation: "listing due messages", source };
+    let placeholders = (0..states.len()).map(|i| format!("?{}", i + 4)).collect::<Vec<_>>().join(",");
+    let sql = format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages
+         WHERE institution = ?1 AND state IN ({placeholders}) AND next_attempt_at <= ?2
+         ORDER BY priority, seq LIMIT ?3"
+    );
+    let mut stmt = conn.prepare_cached(&sql).map_err(storage)?;
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let mut params: Vec<&dyn rusqlite::ToSql> = vec![&institution, &now, &limit];
+    params.extend(states.iter().map(|s| s as &dyn rusqlite::ToSql));
+    let rows = stmt.query_map(params.as_slice(), raw_row).map_err(storage)?;
+    rows.map(|row| row.map_err(storage).and_then(stored_message)).collect()
+}
+
+type RawRow = (
+    String,
+    (String, String, String, String),
+    (i64, String, Vec<u8>),
+    (i64, i64, i64),
+    (Option<String>, Option<String>, Option<String>),
+);
+
+fn raw_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
+    Ok((
+        r.get(0)?,
+        (r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?),
+        (r.get(5)?, r.get(6)?, r.get(7)?),
+        (r.get(8)?, r.get(9)?, r.get(10)?),
+        (r.get(11)?, r.get(12)?, r.get(13)?),
+    ))
+}
+
+fn stored_message(row: RawRow) -> Result<StoredMessage, QueueError> {
+    let (id, (institution, service, client, fiscal_code), (priority, state, body), times, io) = row;
     let corrupt = |what: String| QueueError::Corrupt { what };
+    let id: MessageId = id.parse().map_err(|_| corrupt(format!("message id {id:?}")))?;
     let priority = Priority::from_sql(priority).ok_or_else(|| corrupt(format!("priority {priority}")))?;
     let state = State::from_sql(&state).ok_or_else(|| corrupt(format!("state {state:?}")))?;
-    Ok(Some(StoredMessage {
+    Ok(StoredMessage {
         id,
         institution: institution.parse().map_err(|_| corrupt(format!("institution {institution:?}")))?,
         service: service.parse().map_err(|_| corrupt(format!("service {service:?}")))?,
@@ -305,7 +398,7 @@ fn read_message(conn: &Connection, id: MessageId) -> Result<Option<StoredMessage
         io_message_id: io.0,
         io_status: io.1,
         last_error: io.2,
-    }))
+    })
 }
 
 pub(crate) fn now_millis() -> i64 {

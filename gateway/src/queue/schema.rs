@@ -39,6 +39,8 @@ const MIGRATIONS: &[&str] = &[
         reason       TEXT
     );
     CREATE INDEX transitions_by_message ON transitions (message_seq);",
+    // 2: what delivery asks for: an institution's messages in a state, by priority.
+    "CREATE INDEX messages_due ON messages (institution, state, priority, seq);",
 ];
 
 /// The schema version this build writes.

@@ -1,6 +1,7 @@
 //! Queue tests on real SQLite files in a temp dir.
 
 use super::*;
+use connectors::domain::OrgFiscalCode;
 
 fn limits() -> Limits {
     Limits { max_queued_messages: 1000, min_free_disk_bytes: 0 }
@@ -165,5 +166,60 @@ async fn a_failed_batch_answers_every_caller_with_an_error_and_stores_none_of_th
     let stored = count(&path, "SELECT COUNT(*) FROM messages");
     assert_eq!(stored, 39 - failed, "exactly the messages answered Ok are stored");
     // The writer keeps working after a failed batch.
+    assert!(queue.enqueue(record("a", None)).await.is_ok());
+}
+
+#[tokio::test]
+async fn due_lists_by_priority_then_arrival_and_apply_moves_states_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.db");
+    let queue = Queue::open(&path, limits()).unwrap();
+    let institution: OrgFiscalCode = "80000000010".parse().unwrap();
+    let mut bulk = record("a", None);
+    bulk.priority = Priority::Bulk;
+    let first_bulk = queue.enqueue(bulk.clone()).await.unwrap().id();
+    let normal = queue.enqueue(record("a", None)).await.unwrap().id();
+    let mut urgent = record("a", None);
+    urgent.priority = Priority::Urgent;
+    let urgent = queue.enqueue(urgent).await.unwrap().id();
+    queue.enqueue(bulk).await.unwrap();
+
+    let due = queue.due(&institution, &[State::Queued], now_millis(), 3).await.unwrap();
+    assert_eq!(due.iter().map(|m| m.id).collect::<Vec<_>>(), [urgent, normal, first_bulk]);
+    let other: OrgFiscalCode = "02438750586".parse().unwrap();
+    assert!(queue.due(&other, &[State::Queued], now_millis(), 10).await.unwrap().is_empty());
+
+    // A change applies only from the expected state, and only once.
+    let mut to_sending = Change::new(urgent, State::Queued, State::Sending, "sending");
+    to_sending.attempted = true;
+    assert_eq!(queue.apply(vec![to_sending.clone(), to_sending]).await.unwrap(), [true, false]);
+    let mut sent = Change::new(urgent, State::Sending, State::Sent, "IO answered 201");
+    sent.io_message_id = Some("01IOID".into());
+    sent.next_attempt_at = Some(now_millis() + 60_000);
+    assert_eq!(queue.apply(vec![sent]).await.unwrap(), [true]);
+    let stored = queue.message(urgent).await.unwrap().unwrap();
+    assert_eq!((stored.state, stored.attempts, stored.io_message_id.as_deref()), (State::Sent, 1, Some("01IOID")));
+    // Not due yet: its next poll is in a minute.
+    assert!(queue.due(&institution, &[State::Sent], now_millis(), 10).await.unwrap().is_empty());
+    // Rescheduling a poll is not a transition.
+    let mut later = Change::new(urgent, State::Sent, State::Sent, "still ACCEPTED");
+    later.next_attempt_at = Some(0);
+    queue.apply(vec![later]).await.unwrap();
+    assert_eq!(queue.due(&institution, &[State::Sent], now_millis(), 10).await.unwrap().len(), 1);
+    assert_eq!(count(&path, "SELECT COUNT(*) FROM transitions"), 2);
+    let mut failed = Change::new(normal, State::Queued, State::RejectedByIo, "IO answered 400");
+    failed.error = Some("400 Invalid NewMessage".into());
+    queue.apply(vec![failed]).await.unwrap();
+    assert_eq!(queue.message(normal).await.unwrap().unwrap().last_error.as_deref(), Some("400 Invalid NewMessage"));
+}
+
+#[tokio::test]
+async fn finishing_messages_makes_room_under_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue =
+        Queue::open(&dir.path().join("q.db"), Limits { max_queued_messages: 1, min_free_disk_bytes: 0 }).unwrap();
+    let id = queue.enqueue(record("a", None)).await.unwrap().id();
+    assert!(matches!(queue.enqueue(record("a", None)).await, Err(QueueError::Full { .. })));
+    queue.apply(vec![Change::new(id, State::Queued, State::NotOnIo, "profile 404")]).await.unwrap();
     assert!(queue.enqueue(record("a", None)).await.is_ok());
 }

@@ -1,6 +1,6 @@
 //! The single writer thread: group commit of incoming messages, and backpressure.
 
-use super::{now_millis, Accepted, Idempotency, Limits, MessageId, NewRecord, QueueError, State};
+use super::{now_millis, Accepted, Change, Idempotency, Limits, MessageId, NewRecord, QueueError, State};
 use rusqlite::{Connection, OptionalExtension, Transaction};
 use std::path::PathBuf;
 use std::sync::mpsc;
@@ -28,10 +28,18 @@ const RECOUNT_EVERY: Duration = Duration::from_secs(30);
 const TAIL_CHECKPOINT_EVERY: u32 = 256;
 
 type Reply = oneshot::Sender<Result<Accepted, QueueError>>;
+type ApplyReply = oneshot::Sender<Result<Vec<bool>, QueueError>>;
 
 enum Command {
     Enqueue(Box<NewRecord>, Reply),
+    Apply(Vec<Change>, ApplyReply),
     Close,
+}
+
+/// One piece of a batch and where its answer goes.
+enum Item {
+    Enqueue(Box<NewRecord>, Reply),
+    Apply(Vec<Change>, ApplyReply),
 }
 
 pub(super) struct Writer {
@@ -64,15 +72,23 @@ impl Writer {
 
     pub(super) async fn enqueue(&self, record: NewRecord) -> Result<Accepted, QueueError> {
         let (reply, answer) = oneshot::channel();
-        {
-            let commands = self.commands.lock().map_err(|_| QueueError::Closed)?;
-            let sender = commands.as_ref().ok_or(QueueError::Closed)?;
-            sender.try_send(Command::Enqueue(Box::new(record), reply)).map_err(|e| match e {
-                mpsc::TrySendError::Full(_) => QueueError::Busy(MAX_WAITING),
-                mpsc::TrySendError::Disconnected(_) => QueueError::Closed,
-            })?;
-        }
+        self.send(Command::Enqueue(Box::new(record), reply))?;
         answer.await.map_err(|_| QueueError::Closed)?
+    }
+
+    pub(super) async fn apply(&self, changes: Vec<Change>) -> Result<Vec<bool>, QueueError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Apply(changes, reply))?;
+        answer.await.map_err(|_| QueueError::Closed)?
+    }
+
+    fn send(&self, command: Command) -> Result<(), QueueError> {
+        let commands = self.commands.lock().map_err(|_| QueueError::Closed)?;
+        let sender = commands.as_ref().ok_or(QueueError::Closed)?;
+        sender.try_send(command).map_err(|e| match e {
+            mpsc::TrySendError::Full(_) => QueueError::Busy(MAX_WAITING),
+            mpsc::TrySendError::Disconnected(_) => QueueError::Closed,
+        })
     }
 
     /// Commits what was already submitted, then stops the thread and waits for it.
@@ -113,16 +129,18 @@ struct WriterState {
 
 impl WriterState {
     fn run(mut self, commands: mpsc::Receiver<Command>) {
-        let mut batch: Vec<(Box<NewRecord>, Reply)> = Vec::with_capacity(MAX_BATCH);
+        let mut batch: Vec<Item> = Vec::with_capacity(MAX_BATCH);
         let mut closing = false;
         while !closing {
             match commands.recv() {
-                Ok(Command::Enqueue(record, reply)) => batch.push((record, reply)),
+                Ok(Command::Enqueue(record, reply)) => batch.push(Item::Enqueue(record, reply)),
+                Ok(Command::Apply(changes, reply)) => batch.push(Item::Apply(changes, reply)),
                 Ok(Command::Close) | Err(_) => break,
             }
             while batch.len() < MAX_BATCH {
                 match commands.try_recv() {
-                    Ok(Command::Enqueue(record, reply)) => batch.push((record, reply)),
+                    Ok(Command::Enqueue(record, reply)) => batch.push(Item::Enqueue(record, reply)),
+                    Ok(Command::Apply(changes, reply)) => batch.push(Item::Apply(changes, reply)),
                     Ok(Command::Close) => {
                         closing = true;
                         break;
@@ -139,7 +157,7 @@ impl WriterState {
     }
 
     /// Commits one batch and answers every caller in it.
-    fn commit_batch(&mut self, batch: &mut Vec<(Box<NewRecord>, Reply)>) {
+    fn commit_batch(&mut self, batch: &mut Vec<Item>) {
         if self.disk_checked_at.elapsed() >= DISK_CHECK_EVERY {
             self.free_bytes = free_disk_bytes(&self.directory);
             self.disk_checked_at = Instant::now();
@@ -149,30 +167,54 @@ impl WriterState {
                 log::error!(error:display = e; "cannot count pending messages");
             }
         }
-        let mut results = Vec::with_capacity(batch.len());
+        let mut enqueued = Vec::with_capacity(batch.len());
+        let mut applied = Vec::new();
+        let (pending, free_bytes, limits) = (self.pending, self.free_bytes, self.limits);
         let outcome = self.conn.transaction().map_err(storage("beginning a batch")).and_then(|tx| {
-            let mut added = 0;
-            for (record, _) in batch.iter() {
-                let result = admit(&tx, record, self.pending + added, self.free_bytes, self.limits);
-                if let Ok(Accepted::New(_)) = result {
-                    added += 1;
-                }
-                match result {
-                    Err(QueueError::Storage { operation, source }) => {
-                        return Err(QueueError::Storage { operation, source })
+            let (mut added, mut finished) = (0u64, 0u64);
+            for item in batch.iter() {
+                match item {
+                    Item::Enqueue(record, _) => {
+                        let result = admit(&tx, record, pending + added, free_bytes, limits);
+                        match result {
+                            Ok(Accepted::New(_)) => added += 1,
+                            Err(QueueError::Storage { operation, source }) => {
+                                return Err(QueueError::Storage { operation, source })
+                            }
+                            _ => {}
+                        }
+                        enqueued.push(result);
                     }
-                    other => results.push(other),
+                    Item::Apply(changes, _) => {
+                        let mut done = Vec::with_capacity(changes.len());
+                        for change in changes {
+                            let changed = apply_change(&tx, change)?;
+                            if changed && !change.from.is_final() && change.to.is_final() {
+                                finished += 1;
+                            }
+                            done.push(changed);
+                        }
+                        applied.push(done);
+                    }
                 }
             }
             tx.commit().map_err(storage("committing a batch"))?;
-            Ok(added)
+            Ok((added, finished))
         });
-        self.note_refusals(&results);
+        self.note_refusals(&enqueued);
         match outcome {
-            Ok(added) => {
-                self.pending += added;
-                for ((_, reply), result) in batch.drain(..).zip(results) {
-                    let _ = reply.send(result);
+            Ok((added, finished)) => {
+                self.pending = (self.pending + added).saturating_sub(finished);
+                let (mut enqueued, mut applied) = (enqueued.into_iter(), applied.into_iter());
+                for item in batch.drain(..) {
+                    match item {
+                        Item::Enqueue(_, reply) => {
+                            let _ = reply.send(enqueued.next().unwrap_or(Err(QueueError::Closed)));
+                        }
+                        Item::Apply(_, reply) => {
+                            let _ = reply.send(applied.next().ok_or(QueueError::Closed));
+                        }
+                    }
                 }
                 self.commits_since_checkpoint += 1;
                 if self.commits_since_checkpoint >= TAIL_CHECKPOINT_EVERY {
@@ -183,10 +225,17 @@ impl WriterState {
                 }
             }
             Err(error) => {
-                log::error!(error:display = error, batch = batch.len(); "a batch of messages could not be committed; none of them was accepted");
+                log::error!(error:display = error, batch = batch.len(); "a batch could not be committed; none of it took effect");
                 self.free_bytes = free_disk_bytes(&self.directory);
-                for (_, reply) in batch.drain(..) {
-                    let _ = reply.send(Err(copy_error(&error)));
+                for item in batch.drain(..) {
+                    match item {
+                        Item::Enqueue(_, reply) => {
+                            let _ = reply.send(Err(copy_error(&error)));
+                        }
+                        Item::Apply(_, reply) => {
+                            let _ = reply.send(Err(copy_error(&error)));
+                        }
+                    }
                 }
             }
         }
@@ -269,6 +318,45 @@ fn admit(
         ])
         .map_err(storage("inserting a message"))?;
     Ok(Accepted::New(id))
+}
+
+/// Moves one message if it is still in `change.from`; records the transition when the
+/// state really changes (a new poll time for a `sent` message is not a transition).
+fn apply_change(tx: &Transaction<'_>, change: &Change) -> Result<bool, QueueError> {
+    let now = now_millis();
+    let mut update = tx
+        .prepare_cached(
+            "UPDATE messages SET state = ?1, state_changed_at = CASE WHEN ?1 = ?2 THEN state_changed_at ELSE ?3 END,
+                 next_attempt_at = COALESCE(?4, next_attempt_at), attempts = attempts + ?5,
+                 io_message_id = COALESCE(?6, io_message_id), io_status = COALESCE(?7, io_status), last_error = ?8
+             WHERE id = ?9 AND state = ?2",
+        )
+        .map_err(storage("preparing a state change"))?;
+    let changed = update
+        .execute(rusqlite::params![
+            change.to.as_sql(),
+            change.from.as_sql(),
+            now,
+            change.next_attempt_at,
+            i64::from(change.attempted),
+            change.io_message_id,
+            change.io_status,
+            change.error,
+            change.id.to_string(),
+        ])
+        .map_err(storage("changing a state"))?;
+    if changed == 1 && change.from != change.to {
+        let mut transition = tx
+            .prepare_cached(
+                "INSERT INTO transitions (message_seq, from_state, to_state, at, reason)
+                 SELECT seq, ?1, ?2, ?3, ?4 FROM messages WHERE id = ?5",
+            )
+            .map_err(storage("preparing a transition"))?;
+        transition
+            .execute((change.from.as_sql(), change.to.as_sql(), now, &change.reason, change.id.to_string()))
+            .map_err(storage("recording a transition"))?;
+    }
+    Ok(changed == 1)
 }
 
 /// The earlier message for this client's idempotency key, if any: the same one when the
