@@ -4,9 +4,42 @@
 //! IO, and delivery uses it to stay inside IO's budget. Time comes from the caller (a
 //! `tokio::time::Instant`), so tests drive it with a paused clock.
 
+use serde::Deserialize;
 use std::collections::VecDeque;
 use std::time::Duration;
 use tokio::time::Instant;
+
+/// A budget as configuration files write it: `{ calls = 150, per_seconds = 5 }` or
+/// `"unlimited"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum BudgetSetting {
+    Limited { calls: u32, per_seconds: u64 },
+    Named(UnlimitedWord),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnlimitedWord {
+    Unlimited,
+}
+
+impl Default for BudgetSetting {
+    fn default() -> Self {
+        BudgetSetting::Limited { calls: 150, per_seconds: 5 }
+    }
+}
+
+impl BudgetSetting {
+    pub fn budget(self) -> Budget {
+        match self {
+            BudgetSetting::Limited { calls, per_seconds } => {
+                Budget::Limited { calls: calls.max(1), window: Duration::from_secs(per_seconds.max(1)) }
+            }
+            BudgetSetting::Named(UnlimitedWord::Unlimited) => Budget::Unlimited,
+        }
+    }
+}
 
 /// A budget of calls over a sliding window; `Unlimited` never refuses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

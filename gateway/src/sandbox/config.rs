@@ -1,11 +1,10 @@
 //! What the sandbox simulates: services and their keys, citizens, the rate limit, the
 //! processing delay, TLS and the faults to inject.
 
-use crate::rate_limit::Budget;
+use crate::rate_limit::BudgetSetting;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Duration;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -16,7 +15,7 @@ pub struct SandboxConfig {
     pub tls: Option<SandboxTls>,
     /// Calls per institution: `{ calls = 150, per_seconds = 5 }` (IO's default) or "unlimited".
     #[serde(default)]
-    pub rate_limit: RateLimit,
+    pub rate_limit: BudgetSetting,
     /// How long a message stays ACCEPTED before IO processes it.
     #[serde(default = "default_processing_delay_ms")]
     pub processing_delay_ms: u64,
@@ -41,36 +40,6 @@ pub struct SandboxTls {
     /// ECDHE-RSA-AES128-GCM-SHA256 and ECDHE-RSA-AES256-GCM-SHA384.
     #[serde(default)]
     pub io_ciphers_only: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(untagged)]
-pub enum RateLimit {
-    Limited { calls: u32, per_seconds: u64 },
-    Named(Unlimited),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Unlimited {
-    Unlimited,
-}
-
-impl Default for RateLimit {
-    fn default() -> Self {
-        RateLimit::Limited { calls: 150, per_seconds: 5 }
-    }
-}
-
-impl RateLimit {
-    pub fn budget(self) -> Budget {
-        match self {
-            RateLimit::Limited { calls, per_seconds } => {
-                Budget::Limited { calls, window: Duration::from_secs(per_seconds.max(1)) }
-            }
-            RateLimit::Named(Unlimited::Unlimited) => Budget::Unlimited,
-        }
-    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -177,6 +146,7 @@ impl SandboxConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rate_limit::Budget;
 
     #[test]
     fn the_example_sandbox_configuration_parses() {
