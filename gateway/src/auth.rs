@@ -75,6 +75,7 @@ mod tests {
             key_digest: KeyDigest::of_key(key.as_bytes()),
             services: services.iter().map(|s| s.parse().unwrap()).collect(),
             default_service: services[0].parse().unwrap(),
+            priority: crate::queue::Priority::Normal,
         }
     }
 

@@ -29,7 +29,7 @@ pub async fn submit(
     }
     let priority = match header_text(&request, PRIORITY_HEADER)? {
         Some(text) => text.parse::<Priority>().map_err(bad_request)?,
-        None => Priority::Normal,
+        None => client.priority,
     };
     let (raw_body, body) = read_json(request, state.config.local_api.max_body_bytes).await?;
     let message = NewMessage::from_json(&body, path_fiscal_code, test_recipient(state)).map_err(Problem::invalid)?;

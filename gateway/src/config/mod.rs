@@ -12,8 +12,8 @@ mod typed;
 
 pub use secret::{Secret, SecretError, SecretSource};
 pub use typed::{
-    ClientName, Config, Institution, IoEndpoint, KeyDigest, LocalApi, LocalClient, Service, ServiceName, Storage,
-    TlsFiles,
+    AmbiguousPolicy, ClientName, Config, Delivery, Institution, IoEndpoint, KeyDigest, LocalApi, LocalClient,
+    ProfileCheck, Service, ServiceName, Storage, TlsFiles,
 };
 
 use std::fmt;

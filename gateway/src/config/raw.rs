@@ -16,6 +16,28 @@ pub(crate) struct RawConfig {
     pub io: Option<RawIo>,
     pub local_api: Option<RawLocalApi>,
     pub storage: Option<RawStorage>,
+    #[serde(default)]
+    pub delivery: RawDelivery,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawDelivery {
+    pub profile_check: Option<RawProfileCheck>,
+    pub ambiguous: Option<String>,
+    pub max_age_hours: Option<u64>,
+    pub max_in_flight: Option<usize>,
+    pub first_poll_after_seconds: Option<u64>,
+    pub connect_timeout_seconds: Option<u64>,
+    pub request_timeout_seconds: Option<u64>,
+}
+
+/// `"always"`, `"never"` or `{ cache_hours = N }`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum RawProfileCheck {
+    Word(String),
+    Cached { cache_hours: u64 },
 }
 
 #[derive(Debug, Deserialize)]
@@ -23,6 +45,8 @@ pub(crate) struct RawConfig {
 pub(crate) struct RawInstitution {
     pub name: String,
     pub fiscal_code: String,
+    #[serde(default)]
+    pub rate_limit: crate::rate_limit::BudgetSetting,
     #[serde(default)]
     pub services: Vec<RawService>,
 }
@@ -52,6 +76,7 @@ pub(crate) struct RawClient {
     #[serde(default)]
     pub services: Vec<String>,
     pub default_service: Option<String>,
+    pub priority: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -24,6 +24,31 @@ fn the_example_configuration_parses() {
     assert_eq!(config.storage.min_free_disk_bytes, 256 * 1024 * 1024);
     let tari: ServiceName = "tari".parse().unwrap();
     assert_eq!(config.service(&tari).unwrap().0.fiscal_code.as_str(), "80000000010");
+    assert_eq!(config.institutions[0].budget, crate::rate_limit::Budget::IO_DEFAULT);
+    assert_eq!(config.clients[0].priority, crate::queue::Priority::Bulk);
+    assert_eq!(config.delivery.profile_check, ProfileCheck::Cached(std::time::Duration::from_secs(24 * 3600)));
+    assert_eq!(config.delivery.ambiguous, AmbiguousPolicy::Retry);
+    assert_eq!(config.delivery.max_in_flight, 64);
+}
+
+#[test]
+fn delivery_settings_are_checked() {
+    let text = EXAMPLE
+        .replace("ambiguous = \"retry\"", "ambiguous = \"maybe\"")
+        .replace("profile_check = { cache_hours = 24 }", "profile_check = \"sometimes\"")
+        .replace("max_in_flight = 64", "max_in_flight = 0")
+        .replace("priority = \"bulk\"", "priority = \"asap\"")
+        .replace("rate_limit = { calls = 150, per_seconds = 5 }", "rate_limit = \"unlimited\"");
+    let found = problems(&text);
+    for location in
+        ["delivery.ambiguous:", "delivery.profile_check:", "delivery.max_in_flight:", "clients[0].priority:"]
+    {
+        assert!(found.iter().any(|p| p.starts_with(location)), "missing {location} in {found:#?}");
+    }
+    assert_eq!(found.len(), 4, "{found:#?}");
+    let unlimited = EXAMPLE.replace("rate_limit = { calls = 150, per_seconds = 5 }", "rate_limit = \"unlimited\"");
+    let config = Config::from_toml_str(&unlimited).unwrap();
+    assert_eq!(config.institutions[0].budget, crate::rate_limit::Budget::Unlimited);
 }
 
 #[test]
@@ -56,7 +81,11 @@ fn every_problem_is_reported_with_its_location() {
 fn syntax_and_unknown_keys_are_reported_with_line_and_column() {
     let found = problems(&EXAMPLE.replace("max_body_bytes = 131072", "max_body_byte = 131072"));
     assert_eq!(found.len(), 1);
-    assert!(found[0].starts_with("line 81, column 1:") && found[0].contains("max_body_byte"), "{found:?}");
+    let line = EXAMPLE.lines().position(|l| l.starts_with("max_body_bytes")).unwrap() + 1;
+    assert!(
+        found[0].starts_with(&format!("line {line}, column 1:")) && found[0].contains("max_body_byte"),
+        "{found:?}"
+    );
 }
 
 #[test]
