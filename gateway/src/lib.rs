@@ -6,6 +6,7 @@
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod delivery;
 pub mod delivery_gate;
 pub mod demo;
 pub mod http_server;

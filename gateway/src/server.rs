@@ -4,6 +4,8 @@
 use crate::api::{self, ApiState, Stopped};
 use crate::auth::Clients;
 use crate::config::{Config, TlsFiles};
+use crate::delivery::Delivery;
+use crate::io_client::IoClient;
 use crate::queue::{Limits, Queue, QueueError};
 use std::future::Future;
 use std::sync::Arc;
@@ -19,12 +21,15 @@ pub enum RunError {
     TlsFile { path: std::path::PathBuf, source: rustls::pki_types::pem::Error },
     #[error("the local API's TLS certificate and key do not make a usable configuration: {0}")]
     TlsConfig(#[from] rustls::Error),
+    #[error("cannot set up the connection to IO: {0}")]
+    IoClient(#[from] crate::io_client::TlsError),
 }
 
 /// Opens the database and binds the listener (both can fail before anything is served).
 pub struct Prepared {
     config: Arc<Config>,
     queue: Arc<Queue>,
+    client: Arc<IoClient>,
     listener: TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
 }
@@ -32,6 +37,7 @@ pub struct Prepared {
 impl Prepared {
     pub async fn new(config: Config) -> Result<Prepared, RunError> {
         let tls = config.local_api.tls.as_ref().map(tls_acceptor).transpose()?;
+        let client = Arc::new(IoClient::new(&config.io, config.delivery.timeouts)?);
         let limits = Limits {
             max_queued_messages: config.storage.max_queued_messages,
             min_free_disk_bytes: config.storage.min_free_disk_bytes,
@@ -39,21 +45,24 @@ impl Prepared {
         let queue = Queue::open(&config.storage.path, limits)?;
         let address = config.local_api.listen;
         let listener = TcpListener::bind(address).await.map_err(|source| RunError::Bind { address, source })?;
-        Ok(Prepared { config: Arc::new(config), queue: Arc::new(queue), listener, tls })
+        Ok(Prepared { config: Arc::new(config), queue: Arc::new(queue), client, listener, tls })
     }
 
     pub fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
         self.listener.local_addr()
     }
 
-    /// Serves until `shutdown` completes, then drains and closes the queue.
+    /// Serves and delivers until `shutdown` completes, then finishes the requests and IO
+    /// calls in flight and closes the queue.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Stopped {
         let state = Arc::new(ApiState {
             clients: Clients::new(self.config.clients.clone()),
             config: Arc::clone(&self.config),
             queue: Arc::clone(&self.queue),
         });
+        let delivery = Delivery::start(Arc::clone(&self.config), Arc::clone(&self.queue), self.client);
         let stopped = api::serve(self.listener, self.tls, state, shutdown).await;
+        delivery.stop().await;
         self.queue.close();
         stopped
     }

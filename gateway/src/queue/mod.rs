@@ -401,7 +401,8 @@ fn stored_message(row: RawRow) -> Result<StoredMessage, QueueError> {
     })
 }
 
-pub(crate) fn now_millis() -> i64 {
+/// Milliseconds since the Unix epoch: the queue's clock.
+pub fn now_millis() -> i64 {
     jiff::Timestamp::now().as_millisecond()
 }
 

@@ -53,6 +53,10 @@ pub struct SandboxService {
     pub primary_key: String,
     #[serde(default)]
     pub secondary_key: Option<String>,
+    /// A service still in trial (not yet published on IO) may write only to these
+    /// fiscal codes (and IO's test recipient); anyone else gets 403, as on IO.
+    #[serde(default)]
+    pub authorized_recipients: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -92,6 +96,10 @@ pub struct Faults {
     /// ambiguous send, where IO has the message but the sender cannot know.
     #[serde(default)]
     pub reset_after_accept_rate: f64,
+    /// The first N submissions are stored and then dropped unanswered (deterministic
+    /// ambiguous sends, for tests).
+    #[serde(default)]
+    pub reset_after_accept_count: u64,
     /// Windows, in seconds from start, during which every connection is dropped.
     #[serde(default)]
     pub outages: Vec<Outage>,

@@ -182,6 +182,15 @@ async fn submit(
         Err(reasons) => return Ok(problem(StatusCode::BAD_REQUEST, "Invalid NewMessage", &reasons.join("; "))),
     };
     let fiscal_code = submission.fiscal_code.clone();
+    if let Some(allowed) = &caller.authorized_recipients {
+        if fiscal_code != "AAAAAA00A00A000A" && !allowed.contains(&fiscal_code) {
+            return Ok(problem(
+                StatusCode::FORBIDDEN,
+                "Recipient forbidden",
+                "this service is in trial and may not write to this recipient",
+            ));
+        }
+    }
     let id = world.accept(caller, submission);
     if world.reset_after_accept() {
         return Err(DropConnection);

@@ -220,6 +220,37 @@ async fn injected_errors_and_resets() {
 }
 
 #[tokio::test]
+async fn a_service_in_trial_writes_only_to_its_authorized_recipients() {
+    let mut config = config("");
+    config.services[0].authorized_recipients = Some(vec!["VRDGPP50T01H501B".into()]);
+    let sandbox = Sandbox::start(config).await.unwrap();
+    let refused = call(sandbox.addr(), Method::POST, "/api/v1/messages", Some(KEY), Some(&message("BNCLRA85C52F205V")))
+        .await
+        .unwrap();
+    assert_eq!((refused.status, refused.body["title"].as_str()), (403, Some("Recipient forbidden")));
+    for fc in ["VRDGPP50T01H501B", "AAAAAA00A00A000A"] {
+        assert_eq!(
+            call(sandbox.addr(), Method::POST, "/api/v1/messages", Some(KEY), Some(&message(fc))).await.unwrap().status,
+            201
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_first_submissions_can_be_made_ambiguous_deterministically() {
+    let sandbox = Sandbox::start(config("[faults]\nreset_after_accept_count = 2")).await.unwrap();
+    let body = message("BNCLRA85C52F205V");
+    for _ in 0..2 {
+        assert!(call(sandbox.addr(), Method::POST, "/api/v1/messages", Some(KEY), Some(&body)).await.is_err());
+    }
+    assert_eq!(
+        call(sandbox.addr(), Method::POST, "/api/v1/messages", Some(KEY), Some(&body)).await.unwrap().status,
+        201
+    );
+    assert_eq!(sandbox.received().len(), 3);
+}
+
+#[tokio::test]
 async fn outages_drop_every_connection() {
     let sandbox = Sandbox::start(config("[faults]\noutages = [{ start_s = 0, duration_s = 3600 }]")).await.unwrap();
     let body = message("BNCLRA85C52F205V");

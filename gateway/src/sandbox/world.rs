@@ -16,6 +16,8 @@ use tokio::time::Instant;
 pub struct Caller {
     pub service_id: String,
     pub institution: String,
+    /// `Some` for a service in trial: the only recipients it may write to.
+    pub authorized_recipients: Option<Vec<String>>,
 }
 
 /// A message IO received (kept so tests can check for loss and duplicates).
@@ -83,7 +85,11 @@ impl World {
     pub fn new(config: SandboxConfig) -> World {
         let mut keys = HashMap::new();
         for s in &config.services {
-            let caller = Caller { service_id: s.service_id.clone(), institution: s.institution.clone() };
+            let caller = Caller {
+                service_id: s.service_id.clone(),
+                institution: s.institution.clone(),
+                authorized_recipients: s.authorized_recipients.clone(),
+            };
             keys.insert(s.primary_key.clone(), caller.clone());
             if let Some(secondary) = &s.secondary_key {
                 keys.insert(secondary.clone(), caller);
@@ -139,8 +145,12 @@ impl World {
 
     /// True when this submission should be stored and then dropped unanswered.
     pub fn reset_after_accept(&self) -> bool {
-        let rate = self.config.faults.reset_after_accept_rate;
-        rate > 0.0 && self.inner().rng.random::<f64>() < rate
+        let faults = &self.config.faults;
+        let mut inner = self.inner();
+        if inner.stats.messages <= faults.reset_after_accept_count {
+            return true;
+        }
+        faults.reset_after_accept_rate > 0.0 && inner.rng.random::<f64>() < faults.reset_after_accept_rate
     }
 
     pub fn authenticate(&self, key: Option<&str>) -> Option<Caller> {

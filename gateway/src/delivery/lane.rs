@@ -1,0 +1,483 @@
+//! One institution's delivery: take due messages, check profiles, send, follow statuses,
+//! all through the institution's budget gate.
+
+use super::backoff::{poll_delay, retry_delay, Breaker};
+use super::profiles::{Profile, ProfileCache};
+use crate::config::{AmbiguousPolicy, Config, Institution, Secret, ServiceName};
+use crate::delivery_gate::{CallClass, Gate};
+use crate::io_client::{Answer, CallFailure, IoClient};
+use crate::queue::{now_millis, Change, MessageId, Priority, Queue, State, StoredMessage};
+use bytes::Bytes;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{watch, Semaphore};
+
+/// How long a service whose keys IO refuses is left alone.
+const KEY_HOLD: Duration = Duration::from_secs(300);
+/// How often an idle lane looks for new work.
+const IDLE_POLL: Duration = Duration::from_millis(200);
+
+struct Keys {
+    primary: Option<Secret>,
+    secondary: Option<Secret>,
+    using_secondary: bool,
+    held_until: Option<tokio::time::Instant>,
+}
+
+pub struct Lane {
+    pub(super) institution: Institution,
+    config: Arc<Config>,
+    queue: Arc<Queue>,
+    client: Arc<IoClient>,
+    pub(super) gate: Gate,
+    in_flight: Arc<Semaphore>,
+    claimed: Mutex<HashSet<MessageId>>,
+    keys: Mutex<HashMap<ServiceName, Keys>>,
+    breaker: Mutex<Breaker>,
+    profiles: ProfileCache,
+}
+
+/// What became of one attempt, for the breaker.
+enum Health {
+    Good,
+    Bad,
+    Neutral,
+}
+
+impl Lane {
+    pub fn new(institution: Institution, config: Arc<Config>, queue: Arc<Queue>, client: Arc<IoClient>) -> Lane {
+        let mut keys = HashMap::new();
+        for service in &institution.services {
+            let read = |source: Option<&crate::config::SecretSource>| match source.map(|s| s.read()) {
+                Some(Ok(secret)) => Some(secret),
+                Some(Err(e)) => {
+                    log::error!(service = service.name.as_str(), error:display = e; "cannot read an IO subscription key");
+                    None
+                }
+                None => None,
+            };
+            let entry = Keys {
+                primary: read(Some(&service.primary_key)),
+                secondary: read(service.secondary_key.as_ref()),
+                using_secondary: false,
+                held_until: None,
+            };
+            keys.insert(service.name.clone(), entry);
+        }
+        Lane {
+            gate: Gate::start(institution.budget),
+            in_flight: Arc::new(Semaphore::new(config.delivery.max_in_flight)),
+            profiles: ProfileCache::new(config.delivery.profile_check),
+            institution,
+            config,
+            queue,
+            client,
+            claimed: Mutex::new(HashSet::new()),
+            keys: Mutex::new(keys),
+            breaker: Mutex::new(Breaker::default()),
+        }
+    }
+
+    /// Runs until `stop` turns true, then waits for the calls in flight.
+    pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let max = self.config.delivery.max_in_flight;
+        while !*stop.borrow() {
+            let wait = lock(&self.breaker).wait(tokio::time::Instant::now());
+            if let Some(wait) = wait {
+                log::warn!(institution = self.institution.name.as_str(), seconds = wait.as_secs(); "IO keeps failing: pausing delivery");
+                pause(&mut stop, wait).await;
+                continue;
+            }
+            let capacity = lock(&self.breaker).capacity(max).min(self.in_flight.available_permits());
+            if capacity == 0 {
+                pause(&mut stop, Duration::from_millis(20)).await;
+                continue;
+            }
+            let work = match self.next_work(capacity).await {
+                Ok(work) => work,
+                Err(e) => {
+                    log::error!(error:display = e; "cannot read the queue; delivery waits");
+                    pause(&mut stop, Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            if work.is_empty() {
+                pause(&mut stop, IDLE_POLL).await;
+                continue;
+            }
+            for message in work {
+                let Ok(permit) = Arc::clone(&self.in_flight).acquire_owned().await else { break };
+                lock(&self.claimed).insert(message.id);
+                let lane = Arc::clone(&self);
+                tokio::spawn(async move {
+                    let id = message.id;
+                    lane.process(message).await;
+                    lock(&lane.claimed).remove(&id);
+                    drop(permit);
+                });
+            }
+        }
+        let _ = self.in_flight.acquire_many(u32::try_from(max).unwrap_or(u32::MAX)).await;
+    }
+
+    /// Ambiguous sends get their policy; then queued messages by priority; polls fill
+    /// what room is left.
+    async fn next_work(&self, capacity: usize) -> Result<Vec<StoredMessage>, crate::queue::QueueError> {
+        let now = now_millis();
+        let inst = &self.institution.fiscal_code;
+        for message in self.queue.due(inst, &[State::Ambiguous], now, 256).await? {
+            let (to, reason) = match self.config.delivery.ambiguous {
+                AmbiguousPolicy::Retry => (State::Queued, "ambiguous send: retrying (policy retry)"),
+                AmbiguousPolicy::Hold => (State::Held, "ambiguous send: held for an operator (policy hold)"),
+            };
+            self.queue.apply(vec![Change::new(message.id, State::Ambiguous, to, reason)]).await?;
+        }
+        let claimed = lock(&self.claimed).clone();
+        let limit = capacity + claimed.len();
+        let mut work: Vec<StoredMessage> = self
+            .queue
+            .due(inst, &[State::Queued], now, limit)
+            .await?
+            .into_iter()
+            .filter(|m| !claimed.contains(&m.id))
+            .take(capacity)
+            .collect();
+        if work.len() < capacity {
+            let room = capacity - work.len();
+            let polls = self.queue.due(inst, &[State::Sent], now, limit).await?;
+            work.extend(polls.into_iter().filter(|m| !claimed.contains(&m.id)).take(room));
+        }
+        Ok(work)
+    }
+
+    async fn process(&self, message: StoredMessage) {
+        let health = match message.state {
+            State::Queued => self.deliver(&message).await,
+            State::Sent => self.poll(&message).await,
+            _ => Health::Neutral,
+        };
+        let mut breaker = lock(&self.breaker);
+        match health {
+            Health::Good => breaker.success(),
+            Health::Bad => {
+                if breaker.failure(tokio::time::Instant::now()) {
+                    log::error!(institution = self.institution.name.as_str(); "IO is failing: delivery paused, will probe");
+                }
+            }
+            Health::Neutral => {}
+        }
+    }
+
+    async fn deliver(&self, m: &StoredMessage) -> Health {
+        let now = now_millis();
+        let max_age = i64::try_from(self.config.delivery.max_age.as_millis()).unwrap_or(i64::MAX);
+        if now.saturating_sub(m.accepted_at) > max_age {
+            self.change(Change::new(m.id, State::Queued, State::Expired, "not sent within the maximum age")).await;
+            return Health::Neutral;
+        }
+        let Some(key) = self.key(&m.service) else {
+            self.later(m, State::Queued, KEY_HOLD, "IO refuses this service's keys; held", false).await;
+            return Health::Neutral;
+        };
+        let class = class_of(m.priority);
+        if self.profiles.known(&m.service, &m.fiscal_code).is_none() {
+            self.gate.acquire(class).await;
+            let answer = self.client.get_profile(&key, &m.fiscal_code).await;
+            match self.profile_answer(m, answer).await {
+                Ok(Profile::Allowed) => {}
+                Ok(_) => return Health::Good,
+                Err(health) => return health,
+            }
+        } else if let Some(profile @ (Profile::NotOnIo | Profile::SenderNotAllowed)) =
+            self.profiles.known(&m.service, &m.fiscal_code)
+        {
+            self.finish_for_profile(m, profile).await;
+            return Health::Neutral;
+        }
+        let mut sending = Change::new(m.id, State::Queued, State::Sending, "sending to IO");
+        sending.attempted = true;
+        if !self.change(sending).await {
+            return Health::Neutral;
+        }
+        self.gate.acquire(class).await;
+        let answer = self.client.submit_message(&key, Bytes::from(m.body.clone())).await;
+        self.send_answer(m, answer).await
+    }
+
+    /// Applies a profile answer; `Ok(Allowed)` means go on and send.
+    async fn profile_answer(&self, m: &StoredMessage, answer: Result<Answer, CallFailure>) -> Result<Profile, Health> {
+        let answer = match answer {
+            Ok(answer) => answer,
+            Err(failure) => {
+                self.later(m, State::Queued, retry_delay(m.attempts), &format!("profile check: {failure}"), true).await;
+                return Err(Health::Bad);
+            }
+        };
+        let profile = match answer.status.as_u16() {
+            200 => match serde_json::from_slice::<serde_json::Value>(&answer.body)
+                .ok()
+                .and_then(|v| v["sender_allowed"].as_bool())
+            {
+                Some(true) => Profile::Allowed,
+                Some(false) => Profile::SenderNotAllowed,
+                None => {
+                    self.later(
+                        m,
+                        State::Queued,
+                        retry_delay(m.attempts),
+                        "profile answer without sender_allowed",
+                        true,
+                    )
+                    .await;
+                    return Err(Health::Neutral);
+                }
+            },
+            404 => Profile::NotOnIo,
+            status => {
+                return Err(self
+                    .refused(m, State::Queued, &answer, &format!("profile check: IO answered {status}"))
+                    .await)
+            }
+        };
+        self.profiles.remember(&m.service, &m.fiscal_code, profile);
+        if profile != Profile::Allowed {
+            self.finish_for_profile(m, profile).await;
+        }
+        Ok(profile)
+    }
+
+    async fn finish_for_profile(&self, m: &StoredMessage, profile: Profile) {
+        let (to, reason) = match profile {
+            Profile::NotOnIo => (State::NotOnIo, "the citizen is not on IO: paper or PEC needed"),
+            _ => (State::SenderNotAllowed, "the citizen blocks this service: paper or PEC needed"),
+        };
+        self.change(Change::new(m.id, State::Queued, to, reason)).await;
+    }
+
+    async fn send_answer(&self, m: &StoredMessage, answer: Result<Answer, CallFailure>) -> Health {
+        let answer = match answer {
+            Ok(answer) => answer,
+            Err(CallFailure::NotSent(e)) => {
+                self.later(m, State::Sending, retry_delay(m.attempts), &format!("not sent: {e}"), true).await;
+                return Health::Bad;
+            }
+            Err(CallFailure::Unknown(e)) => {
+                log::warn!(message_id:display = m.id; "ambiguous send: IO may or may not have the message");
+                let mut change =
+                    Change::new(m.id, State::Sending, State::Ambiguous, "no answer after the request was sent");
+                change.error = Some(e);
+                self.change(change).await;
+                return Health::Bad;
+            }
+        };
+        match answer.status.as_u16() {
+            201 => {
+                let io_id = serde_json::from_slice::<serde_json::Value>(&answer.body)
+                    .ok()
+                    .and_then(|v| v["id"].as_str().map(str::to_string))
+                    .or_else(|| answer.location.as_deref().and_then(|l| l.rsplit('/').next()).map(str::to_string));
+                let mut change = Change::new(m.id, State::Sending, State::Sent, "IO accepted the message (201)");
+                change.next_attempt_at = Some(now_millis() + millis(self.config.delivery.first_poll_after));
+                change.io_message_id = io_id;
+                self.change(change).await;
+                Health::Good
+            }
+            400 | 403 => {
+                let mut change = Change::new(
+                    m.id,
+                    State::Sending,
+                    State::RejectedByIo,
+                    format!("IO refused the message ({})", answer.status),
+                );
+                change.error = Some(problem_text(&answer));
+                self.change(change).await;
+                Health::Good
+            }
+            // A gateway timeout may hide a message IO created: treat it as ambiguous.
+            504 => {
+                let mut change =
+                    Change::new(m.id, State::Sending, State::Ambiguous, "IO answered 504 after the request was sent");
+                change.error = Some(problem_text(&answer));
+                self.change(change).await;
+                Health::Bad
+            }
+            status => self.refused(m, State::Sending, &answer, &format!("send: IO answered {status}")).await,
+        }
+    }
+
+    async fn poll(&self, m: &StoredMessage) -> Health {
+        let waiting =
+            Duration::from_millis(u64::try_from(now_millis().saturating_sub(m.state_changed_at)).unwrap_or(0));
+        let next = poll_delay(waiting, self.config.delivery.first_poll_after);
+        let (Some(io_id), Some(key)) = (m.io_message_id.as_deref(), self.key(&m.service)) else {
+            self.later(m, State::Sent, Duration::from_secs(3600), "cannot follow: no IO id or no usable key", false)
+                .await;
+            return Health::Neutral;
+        };
+        self.gate.acquire(CallClass::StatusPoll).await;
+        let answer = match self.client.get_message(&key, &m.fiscal_code, io_id).await {
+            Ok(answer) => answer,
+            Err(failure) => {
+                self.later(m, State::Sent, next, &format!("status: {failure}"), false).await;
+                return Health::Bad;
+            }
+        };
+        if answer.status.as_u16() != 200 {
+            return self.refused(m, State::Sent, &answer, &format!("status: IO answered {}", answer.status)).await;
+        }
+        let status = serde_json::from_slice::<serde_json::Value>(&answer.body)
+            .ok()
+            .and_then(|v| v["status"].as_str().map(str::to_string))
+            .unwrap_or_default();
+        let to = match status.as_str() {
+            "PROCESSED" => State::Processed,
+            "REJECTED" => State::IoRejected,
+            "FAILED" => State::IoFailed,
+            _ => State::Sent,
+        };
+        let mut change = Change::new(m.id, State::Sent, to, format!("IO status {status}"));
+        change.io_status = Some(status);
+        if to == State::Sent {
+            change.next_attempt_at = Some(now_millis() + millis(next));
+        }
+        self.change(change).await;
+        Health::Good
+    }
+
+    /// 401, 429, 5xx and other refusals: the message waits and, where it is IO's or our
+    /// configuration's fault, does not lose an attempt.
+    async fn refused(&self, m: &StoredMessage, from: State, answer: &Answer, what: &str) -> Health {
+        let status = answer.status.as_u16();
+        let back_to = if from == State::Sent { State::Sent } else { State::Queued };
+        match status {
+            429 => {
+                let pause = answer.retry_after.unwrap_or(Duration::from_secs(5));
+                self.gate.pause(pause);
+                log::warn!(institution = self.institution.name.as_str(), seconds = pause.as_secs(); "IO answered 429: the whole budget pauses");
+                self.later_to(m, from, back_to, pause, what, false).await;
+                Health::Neutral
+            }
+            401 => {
+                self.key_refused(&m.service);
+                self.later_to(m, from, back_to, Duration::ZERO, what, false).await;
+                Health::Neutral
+            }
+            s if s >= 500 => {
+                let delay = if from == State::Sent { Duration::from_secs(60) } else { retry_delay(m.attempts) };
+                self.later_to(m, from, back_to, delay, &format!("{what}: {}", problem_text(answer)), true).await;
+                Health::Bad
+            }
+            _ => {
+                log::error!(message_id:display = m.id, status = status; "IO refused a call; check the service configuration");
+                self.later_to(
+                    m,
+                    from,
+                    back_to,
+                    Duration::from_secs(300),
+                    &format!("{what}: {}", problem_text(answer)),
+                    true,
+                )
+                .await;
+                Health::Neutral
+            }
+        }
+    }
+
+    /// Back to the queue (or, for a send, from `sending` back to `queued`) after `delay`.
+    async fn later(&self, m: &StoredMessage, from: State, delay: Duration, error: &str, record_error: bool) {
+        let to = if from == State::Sent { State::Sent } else { State::Queued };
+        self.later_to(m, from, to, delay, error, record_error).await;
+    }
+
+    async fn later_to(
+        &self,
+        m: &StoredMessage,
+        from: State,
+        to: State,
+        delay: Duration,
+        error: &str,
+        record_error: bool,
+    ) {
+        let mut change = Change::new(m.id, from, to, error);
+        change.next_attempt_at = Some(now_millis() + millis(delay));
+        if record_error {
+            change.error = Some(error.to_string());
+        }
+        self.change(change).await;
+    }
+
+    async fn change(&self, change: Change) -> bool {
+        match self.queue.apply(vec![change]).await {
+            Ok(applied) => applied.first().copied().unwrap_or(false),
+            Err(e) => {
+                log::error!(error:display = e; "cannot record a delivery outcome; the message will be retried");
+                false
+            }
+        }
+    }
+
+    /// The key to use for a service, unless IO refuses its keys for now.
+    fn key(&self, service: &ServiceName) -> Option<Secret> {
+        let keys = lock(&self.keys);
+        let k = keys.get(service)?;
+        if k.held_until.is_some_and(|t| tokio::time::Instant::now() < t) {
+            return None;
+        }
+        if k.using_secondary {
+            k.secondary.clone()
+        } else {
+            k.primary.clone()
+        }
+    }
+
+    /// IO answered 401: try the secondary key, then hold the service and raise an alert.
+    fn key_refused(&self, service: &ServiceName) {
+        let mut keys = lock(&self.keys);
+        let Some(k) = keys.get_mut(service) else { return };
+        if !k.using_secondary && k.secondary.is_some() {
+            log::warn!(service = service.as_str(); "IO refused the primary subscription key; using the secondary");
+            k.using_secondary = true;
+        } else {
+            log::error!(service = service.as_str(), minutes = KEY_HOLD.as_secs() / 60;
+                        "IO refused this service's subscription keys: fix the configuration; its messages wait");
+            k.using_secondary = false;
+            k.held_until = Some(tokio::time::Instant::now() + KEY_HOLD);
+        }
+    }
+}
+
+fn class_of(priority: Priority) -> CallClass {
+    match priority {
+        Priority::Urgent => CallClass::Urgent,
+        Priority::Normal => CallClass::Normal,
+        Priority::Bulk => CallClass::Bulk,
+    }
+}
+
+/// IO's problem title and detail, short, for `last_error` (never the message itself).
+fn problem_text(answer: &Answer) -> String {
+    let value: serde_json::Value = serde_json::from_slice(&answer.body).unwrap_or_default();
+    let part = |k: &str| value[k].as_str().map(str::to_string);
+    let text = match (part("title"), part("detail")) {
+        (Some(t), Some(d)) => format!("{} {t}: {d}", answer.status.as_u16()),
+        (Some(t), None) => format!("{} {t}", answer.status.as_u16()),
+        _ => format!("{} {}", answer.status.as_u16(), part("message").unwrap_or_default()),
+    };
+    text.chars().take(500).collect()
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+async fn pause(stop: &mut watch::Receiver<bool>, wait: Duration) {
+    tokio::select! {
+        () = tokio::time::sleep(wait) => {}
+        _ = stop.changed() => {}
+    }
+}
