@@ -146,7 +146,8 @@ pub struct Change {
     pub attempted: bool,
     pub io_message_id: Option<String>,
     pub io_status: Option<String>,
-    /// What went wrong, shown as `last_error`; `None` clears it.
+    /// What went wrong, shown as `last_error`. `None` keeps the last one, except that
+    /// reaching `sent` or `processed` clears it.
     pub error: Option<String>,
 }
 

@@ -328,7 +328,8 @@ fn apply_change(tx: &Transaction<'_>, change: &Change) -> Result<bool, QueueErro
         .prepare_cached(
             "UPDATE messages SET state = ?1, state_changed_at = CASE WHEN ?1 = ?2 THEN state_changed_at ELSE ?3 END,
                  next_attempt_at = COALESCE(?4, next_attempt_at), attempts = attempts + ?5,
-                 io_message_id = COALESCE(?6, io_message_id), io_status = COALESCE(?7, io_status), last_error = ?8
+                 io_message_id = COALESCE(?6, io_message_id), io_status = COALESCE(?7, io_status),
+                 last_error = CASE WHEN ?8 IS NOT NULL THEN ?8 WHEN ?1 IN ('sent', 'processed') THEN NULL ELSE last_error END
              WHERE id = ?9 AND state = ?2",
         )
         .map_err(storage("preparing a state change"))?;
