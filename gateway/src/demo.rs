@@ -1,9 +1,12 @@
 //! `io-gateway demo`: the gateway on an embedded default configuration in a temporary
-//! directory, fed a realistic sample over real HTTP, with a summary of what happened.
+//! directory, delivering over mutual TLS to its own IO sandbox, fed a realistic sample
+//! over real HTTP, with the progress and a summary of final states.
 
 use crate::auth;
 use crate::config::Config;
+use crate::sandbox::{Sandbox, SandboxConfig};
 use crate::server::Prepared;
+use crate::test_pki::{self, ServerKey};
 use anyhow::Context;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -27,26 +30,65 @@ struct Sample {
     body: Value,
 }
 
-/// The demo configuration for `dir`, with a fresh client key.
-pub fn config(dir: &Path) -> anyhow::Result<(Config, String)> {
+/// The sandbox standing in for IO: the demo's two services and three kinds of citizen.
+const SANDBOX_TEMPLATE: &str = r#"
+listen = "127.0.0.1:0"
+processing_delay_ms = 800
+[tls]
+certificate = "{dir}/server.crt"
+private_key = "{dir}/server.key"
+client_ca = "{dir}/ca.crt"
+[[services]]
+service_id = "01JDEMOSERVICETARI00000000"
+institution = "80000000010"
+primary_key = "demo-io-key-tari"
+[[services]]
+service_id = "01JDEMOSERVICEANAGRAFE0000"
+institution = "80000000010"
+primary_key = "demo-io-key-anagrafe"
+[[citizens]]
+fiscal_code = "BNCLRA85C52F205V"
+profile = "on_io"
+[[citizens]]
+fiscal_code = "VRDGPP50T01H501B"
+profile = "not_on_io"
+[[citizens]]
+fiscal_code = "SPSNMR79L71F839Q"
+profile = "sender_not_allowed"
+"#;
+
+/// Test certificates in `dir` and the sandbox's configuration (mutual TLS with them).
+pub fn sandbox_config(dir: &Path) -> anyhow::Result<SandboxConfig> {
+    test_pki::generate(dir, ServerKey::Ecdsa, "Comune di Esempio")?;
+    let text = SANDBOX_TEMPLATE.replace("{dir}", &dir.display().to_string());
+    SandboxConfig::from_toml_str(&text).map_err(|e| anyhow::anyhow!("demo sandbox configuration: {e}"))
+}
+
+/// The demo's gateway configuration for `dir`, delivering to `io_base_url`, with a fresh
+/// client key.
+pub fn config(dir: &Path, io_base_url: &str) -> anyhow::Result<(Config, String)> {
     let (key, digest) = auth::new_client_key().map_err(|_| anyhow::anyhow!("the random number generator failed"))?;
     for service in ["tari", "anagrafe"] {
-        std::fs::write(dir.join(format!("io-{service}.key")), "demo-io-subscription-key\n")?;
+        std::fs::write(dir.join(format!("io-{service}.key")), format!("demo-io-key-{service}\n"))?;
     }
-    let text =
-        CONFIG_TEMPLATE.replace("{dir}", &dir.display().to_string()).replace("{client_key_sha256}", &digest.to_hex());
+    let text = CONFIG_TEMPLATE
+        .replace("{dir}", &dir.display().to_string())
+        .replace("{client_key_sha256}", &digest.to_hex())
+        .replace("{io_base_url}", io_base_url);
     Ok((Config::from_toml_str(&text)?, key))
 }
 
 /// Runs the demo and prints its story to stdout.
 pub async fn run(keep: bool) -> anyhow::Result<()> {
     let dir = tempfile::Builder::new().prefix("io-gateway-demo-").tempdir().context("creating a temp dir")?;
-    let (config, key) = config(dir.path())?;
+    let sandbox = Sandbox::start(sandbox_config(dir.path())?).await?;
+    let (config, key) = config(dir.path(), &sandbox.base_url())?;
     let database = config.storage.path.clone();
     let prepared = Prepared::new(config).await?;
     let addr = prepared.local_addr()?;
-    println!("io-gateway demo — gateway listening on http://{addr}, queue in {}", database.display());
-    println!("(delivery to IO is not built yet: accepted messages stay queued)\n");
+    println!("io-gateway demo");
+    println!("  IO sandbox     {} (mutual TLS, test certificates, 150 calls / 5 s)", sandbox.base_url());
+    println!("  gateway        http://{addr}/api/v1, queue in {}\n", database.display());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(prepared.run(async {
         let _ = stopped.await;
@@ -77,25 +119,37 @@ pub async fn run(keep: bool) -> anyhow::Result<()> {
     accepted.dedup();
     let replays = answered_twice - accepted.len();
 
-    println!("\nWhat the gateway holds (GET each Location):");
-    println!("  {:<28} {:<10} {:<8} {:<8}", "id", "service", "priority", "state");
-    for location in &accepted {
-        let view = get(addr, &key, location).await?;
+    println!("\nDelivery (state changes as the gateway reports them):");
+    let finals = follow(addr, &key, &accepted).await?;
+    println!("\nFinal states:");
+    println!("  {:<28} {:<10} {:<8} {:<20} IO status", "id", "service", "priority", "state");
+    for view in &finals {
         let gw = &view["gateway"];
         println!(
-            "  {:<28} {:<10} {:<8} {:<8}",
+            "  {:<28} {:<10} {:<8} {:<20} {}",
             view["message"]["id"].as_str().unwrap_or("?"),
             gw["service"].as_str().unwrap_or("?"),
             gw["priority"].as_str().unwrap_or("?"),
             gw["state"].as_str().unwrap_or("?"),
+            view["status"].as_str().unwrap_or("-"),
         );
     }
+    let paper = finals
+        .iter()
+        .filter(|v| matches!(v["gateway"]["state"].as_str(), Some("not_on_io" | "sender_not_allowed")))
+        .count();
+    let stats = sandbox.stats();
     let _ = stop.send(());
     let stopped = server.await.context("the gateway task failed")?;
     println!(
         "\nSummary: {posted} posts: {} message(s) accepted and durable, {replays} retry answered with the same id, {refused} refused with every violation named.",
         accepted.len()
     );
+    println!(
+        "IO saw {} calls ({} profile checks, {} messages, {} status reads, {} over budget); {paper} citizen(s) need paper or PEC.",
+        stats.calls, stats.profile_reads, stats.messages, stats.status_reads, stats.throttled
+    );
+    sandbox.stop().await;
     println!("Gateway stopped: {stopped:?}.");
     if keep {
         let path = dir.keep();
@@ -107,6 +161,40 @@ pub async fn run(keep: bool) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Polls every accepted message until each is final (or 60 s pass), printing changes.
+async fn follow(addr: SocketAddr, key: &str, locations: &[String]) -> anyhow::Result<Vec<Value>> {
+    let mut last: Vec<String> = vec![String::new(); locations.len()];
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let mut views = Vec::new();
+        for (i, location) in locations.iter().enumerate() {
+            let view = get(addr, key, location).await?;
+            let state = view["gateway"]["state"].as_str().unwrap_or("?").to_string();
+            if state != last[i] {
+                println!("  {:<28} {state}", view["message"]["id"].as_str().unwrap_or("?"));
+                last[i] = state;
+            }
+            views.push(view);
+        }
+        let done = last.iter().all(|s| FINAL_STATES.contains(&s.as_str()));
+        if done || tokio::time::Instant::now() > deadline {
+            return Ok(views);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+const FINAL_STATES: &[&str] = &[
+    "processed",
+    "io_rejected",
+    "io_failed",
+    "rejected_by_io",
+    "not_on_io",
+    "sender_not_allowed",
+    "expired",
+    "cancelled",
+];
 
 fn samples() -> Vec<Sample> {
     let tari = json!({
@@ -138,7 +226,21 @@ fn samples() -> Vec<Sample> {
             service: "anagrafe",
             priority: "urgent",
             idempotency_key: None,
-            body: json!({ "fiscal_code": "VRDGPP50T01H501B", "content": { "subject": "La sua carta d'identita' sta per scadere", "markdown": MARKDOWN_CIE, "due_date": "2026-12-01T22:59:59.000Z" } }),
+            body: json!({ "fiscal_code": "BNCLRA85C52F205V", "content": { "subject": "La sua carta d'identita' sta per scadere", "markdown": MARKDOWN_CIE, "due_date": "2026-12-01T22:59:59.000Z" } }),
+        },
+        Sample {
+            title: "a reminder to a citizen who is not on IO (will need paper or PEC)",
+            service: "anagrafe",
+            priority: "normal",
+            idempotency_key: None,
+            body: json!({ "fiscal_code": "VRDGPP50T01H501B", "content": { "subject": "Promemoria dal Comune di Esempio", "markdown": MARKDOWN_CIE } }),
+        },
+        Sample {
+            title: "a notice to a citizen who blocked the service on IO",
+            service: "tari",
+            priority: "normal",
+            idempotency_key: None,
+            body: json!({ "fiscal_code": "SPSNMR79L71F839Q", "content": { "subject": "TARI 2025: avviso di pagamento", "markdown": MARKDOWN_TARI } }),
         },
         Sample {
             title: "a message to IO's test recipient (allowed in this configuration)",
