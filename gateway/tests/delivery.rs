@@ -300,3 +300,54 @@ async fn an_outage_is_waited_out_and_the_backlog_drains() {
     }
     assert_eq!(h.sandbox.received().len(), 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_client_certificate_keeps_messages_queued_with_the_reason() {
+    use gateway::test_pki::{self, ServerKey};
+    let dir = tempfile::tempdir().unwrap();
+    let pki = test_pki::generate(dir.path(), ServerKey::Ecdsa, "comune").unwrap();
+    let stranger_dir = tempfile::tempdir().unwrap();
+    let stranger = test_pki::generate(stranger_dir.path(), ServerKey::Ecdsa, "stranger").unwrap();
+    let sandbox_config = format!(
+        "listen = \"127.0.0.1:0\"\n[tls]\ncertificate = \"{}\"\nprivate_key = \"{}\"\nclient_ca = \"{}\"\n\
+         [[services]]\nservice_id = \"SVC-TARI\"\ninstitution = \"80000000010\"\nprimary_key = \"io-key\"\n",
+        pki.server_certificate.display(),
+        pki.server_key.display(),
+        pki.ca_certificate.display()
+    );
+    let sandbox = Sandbox::start(SandboxConfig::from_toml_str(&sandbox_config).unwrap()).await.unwrap();
+    std::fs::write(dir.path().join("io.key"), "io-key").unwrap();
+    let config = format!(
+        "[[institutions]]\nname = \"X\"\nfiscal_code = \"80000000010\"\n  [[institutions.services]]\n  name = \"tari\"\n  service_id = \"SVC-TARI\"\n  primary_key = {{ file = \"{dir}/io.key\" }}\n\
+         [[clients]]\nname = \"tributi\"\nkey_sha256 = \"{digest}\"\nservices = [\"tari\"]\n\
+         [io]\nbase_url = \"{base}\"\nclient_certificate = \"{cert}\"\nclient_key = \"{key}\"\nca_bundle = \"{ca}\"\n\
+         [local_api]\nlisten = \"127.0.0.1:0\"\n[storage]\npath = \"{dir}/queue.db\"\nmin_free_disk_mb = 0\n",
+        dir = dir.path().display(),
+        digest = KeyDigest::of_key(CLIENT_KEY.as_bytes()).to_hex(),
+        base = sandbox.base_url(),
+        cert = stranger.client_certificate.display(),
+        key = stranger.client_key.display(),
+        ca = pki.ca_certificate.display(),
+    );
+    let prepared = Prepared::new(Config::from_toml_str(&config).unwrap()).await.unwrap();
+    let addr = prepared.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(prepared.run(async {
+        let _ = stopped.await;
+    }));
+    let h = Harness { dir, sandbox, addr, stop: Some(stop), task };
+    let location = h.post(FC, "cert", "normal").await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let view = loop {
+        let view = h.view(&location).await;
+        if view["gateway"]["last_error"].as_str().is_some() {
+            break view;
+        }
+        assert!(Instant::now() < deadline, "no error recorded: {view}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(view["gateway"]["state"], "queued", "not the message's fault: it waits");
+    assert!(view["gateway"]["last_error"].as_str().unwrap().contains("could not be reached"), "{view}");
+    assert!(h.sandbox.received().is_empty());
+    assert_eq!(h.stop().await, Stopped::Clean);
+}

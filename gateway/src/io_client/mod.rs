@@ -121,7 +121,7 @@ impl IoClient {
             .map_err(|e| CallFailure::NotSent(format!("cannot build the request: {e}")))?;
         let exchange = async {
             let response = self.http.request(request).await.map_err(|e| {
-                if e.is_connect() {
+                if e.is_connect() || tls_refused(&e) {
                     CallFailure::NotSent(error_chain(&e))
                 } else {
                     CallFailure::Unknown(error_chain(&e))
@@ -149,6 +149,32 @@ fn answer(parts: http::response::Parts, body: Bytes) -> Answer {
         date: text("date"),
         body,
     }
+}
+
+/// True when the server refused the TLS session (a fatal alert, or a certificate it or
+/// we would not accept). With TLS 1.3 a refused client certificate surfaces only after
+/// the request was queued for writing, but the server's HTTP layer never saw it: it is
+/// not an ambiguous send.
+fn tls_refused(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(error);
+    while let Some(e) = current {
+        let tls = e.downcast_ref::<rustls::Error>().or_else(|| {
+            e.downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .and_then(|i| i.downcast_ref::<rustls::Error>())
+        });
+        if let Some(tls) = tls {
+            return matches!(
+                tls,
+                rustls::Error::AlertReceived(_)
+                    | rustls::Error::InvalidCertificate(_)
+                    | rustls::Error::NoCertificatesPresented
+                    | rustls::Error::PeerIncompatible(_)
+            );
+        }
+        current = e.source();
+    }
+    false
 }
 
 /// The error and its causes on one line (hyper's top-level message alone says little).

@@ -160,3 +160,22 @@ async fn rate_limit_headers_are_read() {
     assert_eq!(throttled.status, StatusCode::TOO_MANY_REQUESTS);
     assert!(throttled.retry_after.is_some_and(|d| d.as_secs() >= 29), "{:?}", throttled.retry_after);
 }
+
+#[tokio::test]
+async fn under_tls13_a_refused_client_certificate_is_not_sent_either() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = test_pki::generate(dir.path(), ServerKey::Ecdsa, "comune").unwrap();
+    let other_dir = tempfile::tempdir().unwrap();
+    let stranger = test_pki::generate(other_dir.path(), ServerKey::Ecdsa, "stranger").unwrap();
+    let client_ca = format!("client_ca = \"{}\"", pki.ca_certificate.display());
+    let sandbox = Sandbox::start(sandbox_config(Some(&pki), &client_ca, "")).await.unwrap();
+    let endpoint = endpoint(
+        &sandbox.base_url(),
+        Some(&pki.ca_certificate),
+        Some((&stranger.client_certificate, &stranger.client_key)),
+    );
+    let client = IoClient::new(&endpoint, Timeouts::default()).unwrap();
+    let failure = client.submit_message(&key(dir.path()), message()).await.unwrap_err();
+    assert!(matches!(failure, CallFailure::NotSent(_)), "{failure:?}");
+    assert!(sandbox.received().is_empty());
+}
