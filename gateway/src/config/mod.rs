@@ -6,14 +6,16 @@
 //! files and environment variables. `io-gateway check-config` and `io-gateway run` both go
 //! through `Config::load`.
 
+mod delivery;
 mod raw;
 mod secret;
 mod typed;
 
+pub use delivery::{AmbiguousPolicy, Delivery, ProfileCheck};
 pub use secret::{Secret, SecretError, SecretSource};
 pub use typed::{
-    AmbiguousPolicy, ClientName, Config, Delivery, Institution, IoEndpoint, KeyDigest, LocalApi, LocalClient,
-    ProfileCheck, Service, ServiceName, Storage, TlsFiles,
+    ClientName, Config, Institution, IoEndpoint, KeyDigest, LocalApi, LocalClient, Service, ServiceName, Storage,
+    TlsFiles,
 };
 
 use std::fmt;
