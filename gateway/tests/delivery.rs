@@ -29,6 +29,19 @@ struct Harness {
 /// service, `institution_extra` into the gateway's institution, `delivery` into
 /// the gateway's [delivery].
 async fn harness(sandbox_extra: &str, service_extra: &str, institution_extra: &str, delivery: &str) -> Harness {
+    harness_with_keys(sandbox_extra, service_extra, institution_extra, delivery, "io-key", None).await
+}
+
+/// Like `harness`, with the gateway's own primary and secondary IO keys (the sandbox
+/// accepts only "io-key").
+async fn harness_with_keys(
+    sandbox_extra: &str,
+    service_extra: &str,
+    institution_extra: &str,
+    delivery: &str,
+    primary: &str,
+    secondary: Option<&str>,
+) -> Harness {
     let sandbox_config = format!(
         "listen = \"127.0.0.1:0\"\nprocessing_delay_ms = 0\n{sandbox_extra}\n\
          [[services]]\nservice_id = \"SVC-TARI\"\ninstitution = \"80000000010\"\nprimary_key = \"io-key\"\n{service_extra}\n\
@@ -37,7 +50,14 @@ async fn harness(sandbox_extra: &str, service_extra: &str, institution_extra: &s
     );
     let sandbox = Sandbox::start(SandboxConfig::from_toml_str(&sandbox_config).unwrap()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("io.key"), "io-key").unwrap();
+    std::fs::write(dir.path().join("io.key"), primary).unwrap();
+    let secondary_line = match secondary {
+        Some(key) => {
+            std::fs::write(dir.path().join("io2.key"), key).unwrap();
+            format!("secondary_key = {{ file = \"{}/io2.key\" }}", dir.path().display())
+        }
+        None => String::new(),
+    };
     let config = format!(
         r#"
 [[institutions]]
@@ -48,6 +68,7 @@ fiscal_code = "80000000010"
   name = "tari"
   service_id = "SVC-TARI"
   primary_key = {{ file = "{dir}/io.key" }}
+  {secondary_line}
 [[clients]]
 name = "tributi"
 key_sha256 = "{digest}"
@@ -350,4 +371,28 @@ async fn a_wrong_client_certificate_keeps_messages_queued_with_the_reason() {
     assert!(view["gateway"]["last_error"].as_str().unwrap().contains("could not be reached"), "{view}");
     assert!(h.sandbox.received().is_empty());
     assert_eq!(h.stop().await, Stopped::Clean);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_primary_key_falls_back_to_the_secondary() {
+    let h = harness_with_keys("", "", "", "", "revoked-key", Some("io-key")).await;
+    let location = h.post(FC, "keys", "normal").await;
+    h.settle(&location, &["processed"]).await;
+    assert!(h.sandbox.stats().unauthorized >= 1, "the primary key was tried and refused");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_keys_hold_the_service_and_the_message_waits() {
+    let h = harness_with_keys("", "", "", "", "revoked-key", Some("also-revoked")).await;
+    let location = h.post(FC, "nokeys", "normal").await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while h.sandbox.stats().unauthorized < 2 {
+        assert!(Instant::now() < deadline, "both keys were not tried");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let view = h.view(&location).await;
+    assert_eq!(view["gateway"]["state"], "queued", "a configuration fault, not the message's: {view}");
+    assert_eq!(h.sandbox.stats().unauthorized, 2, "the service is held: no more calls with refused keys");
+    assert!(h.sandbox.received().is_empty());
 }
