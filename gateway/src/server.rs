@@ -55,12 +55,13 @@ impl Prepared {
     /// Serves and delivers until `shutdown` completes, then finishes the requests and IO
     /// calls in flight and closes the queue.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Stopped {
+        let delivery = Arc::new(Delivery::start(Arc::clone(&self.config), Arc::clone(&self.queue), self.client));
         let state = Arc::new(ApiState {
             clients: Clients::new(self.config.clients.clone()),
             config: Arc::clone(&self.config),
             queue: Arc::clone(&self.queue),
+            delivery: Some(Arc::clone(&delivery)),
         });
-        let delivery = Delivery::start(Arc::clone(&self.config), Arc::clone(&self.queue), self.client);
         let stopped = api::serve(self.listener, self.tls, state, shutdown).await;
         delivery.stop().await;
         self.queue.close();

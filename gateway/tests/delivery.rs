@@ -396,3 +396,19 @@ async fn refused_keys_hold_the_service_and_the_message_waits() {
     assert_eq!(h.sandbox.stats().unauthorized, 2, "the service is held: no more calls with refused keys");
     assert!(h.sandbox.received().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_profile_lookups_give_ios_answer_and_spare_delivery_a_call() {
+    let h = harness("", "", "", "").await;
+    let (status, _, body) = h.call(http::Method::GET, &format!("/api/v1/profiles/{FC}"), None, "normal").await;
+    assert_eq!((status, body["sender_allowed"].as_bool()), (200, Some(true)));
+    let (status, _, body) =
+        h.call(http::Method::POST, "/api/v1/profiles", Some(json!({ "fiscal_code": BLOCKS_US })), "normal").await;
+    assert_eq!((status, body["sender_allowed"].as_bool()), (200, Some(false)));
+    let (status, _, _) = h.call(http::Method::GET, &format!("/api/v1/profiles/{NOT_ON_IO}"), None, "normal").await;
+    assert_eq!(status, 404);
+    // Delivery reuses the answer: no second profile call for the same citizen.
+    let location = h.post(FC, "after-lookup", "normal").await;
+    h.settle(&location, &["processed"]).await;
+    assert_eq!(h.sandbox.stats().profile_reads, 3);
+}

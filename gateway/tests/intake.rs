@@ -189,14 +189,17 @@ fn malformed_requests_get_clean_4xx() {
 }
 
 #[test]
-fn profile_lookups_authenticate_then_say_they_are_not_available_yet() {
+fn profile_lookups_authenticate_validate_and_report_an_unreachable_io() {
     let (_dir, gw) = gateway();
     assert_eq!(gw.get(&format!("/api/v1/profiles/{FC}"), "wrong").status, 401);
+    assert_eq!(gw.get("/api/v1/profiles/BNCLRA85C52F205X", TRIBUTI_KEY).status, 400);
+    // This configuration points IO at a closed port.
     let answer = gw.get(&format!("/api/v1/profiles/{FC}"), TRIBUTI_KEY);
-    assert_eq!(answer.status, 503);
-    assert!(answer.header("Retry-After").is_some());
+    assert_eq!(answer.status, 502);
+    assert!(answer.json()["detail"].as_str().unwrap().contains("could not be read from IO"));
     let post = gw.post("/api/v1/profiles", TRIBUTI_KEY, &json!({ "fiscal_code": FC }), &[]);
-    assert_eq!(post.status, 503);
+    assert_eq!(post.status, 502);
+    assert_eq!(gw.post("/api/v1/profiles", TRIBUTI_KEY, &json!({}), &[]).status, 400);
 }
 
 #[test]

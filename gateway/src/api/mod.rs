@@ -30,6 +30,8 @@ pub struct ApiState {
     pub config: Arc<Config>,
     pub clients: Clients,
     pub queue: Arc<Queue>,
+    /// Delivery, for profile lookups through IO's budget (`None`: no IO connection).
+    pub delivery: Option<Arc<crate::delivery::Delivery>>,
 }
 
 /// Serves the API on `listener` until `shutdown` completes, then stops accepting and
@@ -57,8 +59,8 @@ async fn handle(state: &ApiState, request: Request<Incoming>) -> Response<Body> 
         (["api", "v1", "messages"], &Method::POST) => messages::submit(state, request, None).await,
         (["api", "v1", "messages", fc], &Method::POST) => messages::submit(state, request, Some(fc)).await,
         (["api", "v1", "messages", fc, id], &Method::GET) => messages::show(state, &request, fc, id).await,
-        (["api", "v1", "profiles"], &Method::POST) => profiles::lookup(state, &request),
-        (["api", "v1", "profiles", _], &Method::GET) => profiles::lookup(state, &request),
+        (["api", "v1", "profiles"], &Method::POST) => profiles::by_body(state, request).await,
+        (["api", "v1", "profiles", fc], &Method::GET) => profiles::by_path(state, &request, fc).await,
         (["api", "v1", "messages"] | ["api", "v1", "messages", _] | ["api", "v1", "profiles"], _) => {
             Err(Problem::method_not_allowed("POST"))
         }

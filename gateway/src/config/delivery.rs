@@ -58,7 +58,7 @@ pub(super) fn delivery(c: &mut Checker, raw: RawDelivery) -> Option<Delivery> {
             None
         }
     };
-    let max_in_flight = raw.max_in_flight.unwrap_or(64);
+    let max_in_flight = raw.max_in_flight.unwrap_or(256);
     if !(1..=4096).contains(&max_in_flight) {
         c.problem("delivery.max_in_flight", "must be between 1 and 4096");
     }

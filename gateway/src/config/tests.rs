@@ -28,7 +28,7 @@ fn the_example_configuration_parses() {
     assert_eq!(config.clients[0].priority, crate::queue::Priority::Bulk);
     assert_eq!(config.delivery.profile_check, ProfileCheck::Cached(std::time::Duration::from_secs(24 * 3600)));
     assert_eq!(config.delivery.ambiguous, AmbiguousPolicy::Retry);
-    assert_eq!(config.delivery.max_in_flight, 64);
+    assert_eq!(config.delivery.max_in_flight, 256);
 }
 
 #[test]
@@ -36,7 +36,7 @@ fn delivery_settings_are_checked() {
     let text = EXAMPLE
         .replace("ambiguous = \"retry\"", "ambiguous = \"maybe\"")
         .replace("profile_check = { cache_hours = 24 }", "profile_check = \"sometimes\"")
-        .replace("max_in_flight = 64", "max_in_flight = 0")
+        .replace("max_in_flight = 256", "max_in_flight = 0")
         .replace("priority = \"bulk\"", "priority = \"asap\"")
         .replace("rate_limit = { calls = 150, per_seconds = 5 }", "rate_limit = \"unlimited\"");
     let found = problems(&text);

@@ -28,17 +28,18 @@ mod backoff;
 mod lane;
 mod profiles;
 
-use crate::config::Config;
-use crate::io_client::IoClient;
+use crate::config::{Config, ServiceName};
+use crate::io_client::{Answer, CallFailure, IoClient};
 use crate::queue::Queue;
+use connectors::domain::FiscalCode;
 use std::sync::Arc;
 use tokio::sync::watch;
 
 /// The running lanes.
 pub struct Delivery {
     stop: watch::Sender<bool>,
-    lanes: Vec<tokio::task::JoinHandle<()>>,
-    gates: Vec<(String, crate::delivery_gate::Gate)>,
+    tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    lanes: Vec<Arc<lane::Lane>>,
 }
 
 impl Delivery {
@@ -46,7 +47,7 @@ impl Delivery {
     pub fn start(config: Arc<Config>, queue: Arc<Queue>, client: Arc<IoClient>) -> Delivery {
         let (stop, stopped) = watch::channel(false);
         let mut lanes = Vec::new();
-        let mut gates = Vec::new();
+        let mut tasks = Vec::new();
         for institution in &config.institutions {
             let lane = Arc::new(lane::Lane::new(
                 institution.clone(),
@@ -54,22 +55,35 @@ impl Delivery {
                 Arc::clone(&queue),
                 Arc::clone(&client),
             ));
-            gates.push((institution.name.clone(), lane.gate.clone()));
-            lanes.push(tokio::spawn(lane.run(stopped.clone())));
+            tasks.push(tokio::spawn(Arc::clone(&lane).run(stopped.clone())));
+            lanes.push(lane);
         }
-        Delivery { stop, lanes, gates }
+        Delivery { stop, tasks: std::sync::Mutex::new(tasks), lanes }
     }
 
     /// IO calls made so far, per institution.
     pub fn calls(&self) -> Vec<(String, u64)> {
-        self.gates.iter().map(|(name, gate)| (name.clone(), gate.used())).collect()
+        self.lanes.iter().map(|lane| (lane.institution.name.clone(), lane.gate.used())).collect()
+    }
+
+    /// A profile lookup for a local client, on the service's institution budget (as a
+    /// normal-priority call) and key; its answer also feeds the profile cache. `None`
+    /// when the service is not configured.
+    pub async fn profile(
+        &self,
+        service: &ServiceName,
+        fiscal_code: &FiscalCode,
+    ) -> Option<Result<Answer, CallFailure>> {
+        let lane = self.lanes.iter().find(|l| l.institution.services.iter().any(|s| &s.name == service))?;
+        Some(lane.profile_for_client(service, fiscal_code).await)
     }
 
     /// Stops taking new work and waits for the calls in flight to finish.
-    pub async fn stop(self) {
+    pub async fn stop(&self) {
         let _ = self.stop.send(true);
-        for lane in self.lanes {
-            let _ = lane.await;
+        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|p| p.into_inner()));
+        for task in tasks {
+            let _ = task.await;
         }
     }
 }
