@@ -412,3 +412,14 @@ async fn local_profile_lookups_give_ios_answer_and_spare_delivery_a_call() {
     h.settle(&location, &["processed"]).await;
     assert_eq!(h.sandbox.stats().profile_reads, 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_that_keeps_ending_ambiguous_is_held_after_three_sends() {
+    // IO takes the message and drops the answer five times in a row.
+    let h = harness("[faults]\nreset_after_accept_count = 5", "", "", "").await;
+    let location = h.post(FC, "again", "normal").await;
+    let view = h.settle(&location, &["held"]).await;
+    assert_eq!(view["gateway"]["attempts"], 3);
+    assert_eq!(h.received_markers(), ["again", "again", "again"], "three copies at IO, then no more");
+    assert_eq!(h.transitions_to("ambiguous"), 3);
+}

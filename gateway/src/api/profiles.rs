@@ -44,14 +44,30 @@ async fn lookup(
             "Configuration",
             format!("service {service} has no institution"),
         )),
-        Some(Ok(answer)) => {
-            // IO's own answer, as IO gave it: 200 with the profile, 404, or IO's error.
-            let mut response = Response::new(Body::from(answer.body));
-            *response.status_mut() = StatusCode::from_u16(answer.status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
-            let content_type = if answer.status.is_success() { "application/json" } else { "application/problem+json" };
-            response.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static(content_type));
-            Ok(response)
-        }
+        Some(Ok(answer)) => match answer.status.as_u16() {
+            // IO's own answer about the citizen, as IO gave it.
+            200 | 404 => {
+                let mut response = Response::new(Body::from(answer.body));
+                *response.status_mut() =
+                    StatusCode::from_u16(answer.status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+                let content_type =
+                    if answer.status.is_success() { "application/json" } else { "application/problem+json" };
+                response.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static(content_type));
+                Ok(response)
+            }
+            // IO's budget is spent: the caller waits, like any other call.
+            429 => {
+                let seconds = answer.retry_after.map_or(5, |d| u32::try_from(d.as_secs()).unwrap_or(300));
+                Err(Problem::unavailable("IO's call budget for this institution is spent; try again later", seconds))
+            }
+            // IO refused the gateway (its key, certificate or group) or failed: not the
+            // caller's credentials, so never a 401/403 here.
+            status => Err(Problem::new(
+                StatusCode::BAD_GATEWAY,
+                "IO refused the lookup",
+                format!("IO answered {status} to the gateway; see the gateway's log"),
+            )),
+        },
         Some(Err(CallFailure::NotSent(e) | CallFailure::Unknown(e))) => Err(Problem::new(
             StatusCode::BAD_GATEWAY,
             "IO unreachable",

@@ -6,18 +6,22 @@ use super::profiles::{Lookup, Profile, ProfileCache};
 use crate::config::{AmbiguousPolicy, Config, Institution, Secret, ServiceName};
 use crate::delivery_gate::{CallClass, Gate};
 use crate::io_client::{Answer, CallFailure, IoClient};
-use crate::queue::{now_millis, Change, MessageId, Priority, Queue, State, StoredMessage};
+use crate::queue::{now_millis, Change, MessageId, Priority, Queue, QueueError, State, StoredMessage};
 use crate::rate_limit::Budget;
 use bytes::Bytes;
+use connectors::domain::FiscalCode;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{watch, Semaphore};
 
-/// How long a service whose keys IO refuses is left alone.
-const KEY_HOLD: Duration = Duration::from_secs(300);
+/// How long a service whose keys or certificate IO refuses is left alone.
+const SERVICE_HOLD: Duration = Duration::from_secs(300);
 /// How often an idle lane looks for new work.
 const IDLE_POLL: Duration = Duration::from_millis(200);
+/// After this many sends of one message ended ambiguous, it is held whatever the policy:
+/// IO may be creating a copy each time.
+const MAX_AMBIGUOUS_SENDS: u32 = 3;
 
 struct Keys {
     primary: Option<Secret>,
@@ -33,7 +37,7 @@ pub struct Lane {
     client: Arc<IoClient>,
     pub(super) gate: Gate,
     in_flight: Arc<Semaphore>,
-    claimed: Mutex<HashSet<MessageId>>,
+    claimed: Arc<Mutex<HashSet<MessageId>>>,
     keys: Mutex<HashMap<ServiceName, Keys>>,
     breaker: Mutex<Breaker>,
     profiles: ProfileCache,
@@ -44,6 +48,18 @@ enum Health {
     Good,
     Bad,
     Neutral,
+}
+
+/// Releases a claimed message however its task ends (even by a panic).
+struct Claim {
+    id: MessageId,
+    claimed: Arc<Mutex<HashSet<MessageId>>>,
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        lock(&self.claimed).remove(&self.id);
+    }
 }
 
 impl Lane {
@@ -74,7 +90,7 @@ impl Lane {
             config,
             queue,
             client,
-            claimed: Mutex::new(HashSet::new()),
+            claimed: Arc::new(Mutex::new(HashSet::new())),
             keys: Mutex::new(keys),
             breaker: Mutex::new(Breaker::default()),
         }
@@ -90,7 +106,9 @@ impl Lane {
                 pause(&mut stop, wait).await;
                 continue;
             }
-            let capacity = lock(&self.breaker).capacity(max).min(self.in_flight.available_permits());
+            // While probing, one call at a time counts the calls already in flight.
+            let available = self.in_flight.available_permits();
+            let capacity = lock(&self.breaker).capacity(max).saturating_sub(max - available).min(available);
             if capacity == 0 {
                 pause(&mut stop, Duration::from_millis(20)).await;
                 continue;
@@ -110,12 +128,11 @@ impl Lane {
             for message in work {
                 let Ok(permit) = Arc::clone(&self.in_flight).acquire_owned().await else { break };
                 lock(&self.claimed).insert(message.id);
+                let claim = Claim { id: message.id, claimed: Arc::clone(&self.claimed) };
                 let lane = Arc::clone(&self);
                 tokio::spawn(async move {
-                    let id = message.id;
                     lane.process(message).await;
-                    lock(&lane.claimed).remove(&id);
-                    drop(permit);
+                    drop((claim, permit));
                 });
             }
         }
@@ -127,7 +144,7 @@ impl Lane {
     pub async fn profile_for_client(
         &self,
         service: &ServiceName,
-        fiscal_code: &connectors::domain::FiscalCode,
+        fiscal_code: &FiscalCode,
     ) -> Result<Answer, CallFailure> {
         let Some(key) = self.key(service) else {
             return Err(CallFailure::NotSent("IO refuses this service's keys for now".into()));
@@ -135,17 +152,15 @@ impl Lane {
         self.gate.acquire(CallClass::Normal).await;
         let answer = self.client.get_profile(&key, fiscal_code).await?;
         let profile = match answer.status.as_u16() {
-            200 => serde_json::from_slice::<serde_json::Value>(&answer.body)
-                .ok()
-                .and_then(|v| v["sender_allowed"].as_bool())
+            200 => sender_allowed(&answer)
                 .map(|allowed| if allowed { Profile::Allowed } else { Profile::SenderNotAllowed }),
             404 => Some(Profile::NotOnIo),
             429 => {
                 self.gate.pause(answer.retry_after.unwrap_or(Duration::from_secs(5)));
                 None
             }
-            401 => {
-                self.key_refused(service);
+            401 | 403 => {
+                self.service_refused(service, &key, &answer);
                 None
             }
             _ => None,
@@ -158,30 +173,36 @@ impl Lane {
 
     /// Ambiguous sends get their policy; then queued messages by priority; polls fill
     /// what room is left.
-    async fn next_work(&self, capacity: usize) -> Result<Vec<StoredMessage>, crate::queue::QueueError> {
+    async fn next_work(&self, capacity: usize) -> Result<Vec<StoredMessage>, QueueError> {
         let now = now_millis();
         let inst = &self.institution.fiscal_code;
         for message in self.queue.due(inst, &[State::Ambiguous], now, 256).await? {
             let (to, reason) = match self.config.delivery.ambiguous {
-                AmbiguousPolicy::Retry => (State::Queued, "ambiguous send: retrying (policy retry)"),
+                _ if message.attempts >= MAX_AMBIGUOUS_SENDS => {
+                    (State::Held, "ambiguous sends keep happening: held for an operator")
+                }
+                AmbiguousPolicy::Retry => (State::Queued, "ambiguous send: sending again (policy retry)"),
                 AmbiguousPolicy::Hold => (State::Held, "ambiguous send: held for an operator (policy hold)"),
             };
-            self.queue.apply(vec![Change::new(message.id, State::Ambiguous, to, reason)]).await?;
+            let mut change = Change::new(message.id, State::Ambiguous, to, reason);
+            change.next_attempt_at = Some(now + millis(retry_delay(message.attempts)));
+            self.queue.apply(vec![change]).await?;
         }
         let claimed = lock(&self.claimed).clone();
         let limit = capacity + claimed.len();
+        let fresh = |m: &StoredMessage| !claimed.contains(&m.id);
         let mut work: Vec<StoredMessage> = self
             .queue
             .due(inst, &[State::Queued], now, limit)
             .await?
             .into_iter()
-            .filter(|m| !claimed.contains(&m.id))
+            .filter(fresh)
             .take(capacity)
             .collect();
         if work.len() < capacity {
             let room = capacity - work.len();
             let polls = self.queue.due(inst, &[State::Sent], now, limit).await?;
-            work.extend(polls.into_iter().filter(|m| !claimed.contains(&m.id)).take(room));
+            work.extend(polls.into_iter().filter(fresh).take(room));
         }
         Ok(work)
     }
@@ -206,13 +227,20 @@ impl Lane {
 
     async fn deliver(&self, m: &StoredMessage) -> Health {
         let now = now_millis();
-        let max_age = i64::try_from(self.config.delivery.max_age.as_millis()).unwrap_or(i64::MAX);
-        if now.saturating_sub(m.accepted_at) > max_age {
+        if now.saturating_sub(m.accepted_at) > millis(self.config.delivery.max_age) {
             self.change(Change::new(m.id, State::Queued, State::Expired, "not sent within the maximum age")).await;
             return Health::Neutral;
         }
         let Some(key) = self.key(&m.service) else {
-            self.later(m, State::Queued, KEY_HOLD, "IO refuses this service's keys; held", false).await;
+            self.later(
+                m,
+                State::Queued,
+                State::Queued,
+                SERVICE_HOLD,
+                "IO refuses this service's credentials; held",
+                None,
+            )
+            .await;
             return Health::Neutral;
         };
         let class = class_of(m.priority);
@@ -225,57 +253,54 @@ impl Lane {
             Lookup::Ask(_ticket) => {
                 self.gate.acquire(class).await;
                 let answer = self.client.get_profile(&key, &m.fiscal_code).await;
-                match self.profile_answer(m, answer).await {
+                match self.profile_answer(m, &key, answer).await {
                     Ok(Profile::Allowed) => {}
                     Ok(_) => return Health::Good,
                     Err(health) => return health,
                 }
             }
         }
+        // The budget first, then the durable mark, then the POST at once: a crash in
+        // between leaves as few messages ambiguous as possible.
+        self.gate.acquire(class).await;
         let mut sending = Change::new(m.id, State::Queued, State::Sending, "sending to IO");
         sending.attempted = true;
         if !self.change(sending).await {
             return Health::Neutral;
         }
-        self.gate.acquire(class).await;
         let answer = self.client.submit_message(&key, Bytes::from(m.body.clone())).await;
-        self.send_answer(m, answer).await
+        self.send_answer(m, &key, answer).await
     }
 
     /// Applies a profile answer; `Ok(Allowed)` means go on and send.
-    async fn profile_answer(&self, m: &StoredMessage, answer: Result<Answer, CallFailure>) -> Result<Profile, Health> {
+    async fn profile_answer(
+        &self,
+        m: &StoredMessage,
+        key: &Secret,
+        answer: Result<Answer, CallFailure>,
+    ) -> Result<Profile, Health> {
         let answer = match answer {
             Ok(answer) => answer,
             Err(failure) => {
-                self.later(m, State::Queued, retry_delay(m.attempts), &format!("profile check: {failure}"), true).await;
+                let delay = retry_delay(m.attempts);
+                self.later(m, State::Queued, State::Queued, delay, "profile check failed", Some(failure.to_string()))
+                    .await;
                 return Err(Health::Bad);
             }
         };
         let profile = match answer.status.as_u16() {
-            200 => match serde_json::from_slice::<serde_json::Value>(&answer.body)
-                .ok()
-                .and_then(|v| v["sender_allowed"].as_bool())
-            {
+            200 => match sender_allowed(&answer) {
                 Some(true) => Profile::Allowed,
                 Some(false) => Profile::SenderNotAllowed,
                 None => {
-                    self.later(
-                        m,
-                        State::Queued,
-                        retry_delay(m.attempts),
-                        "profile answer without sender_allowed",
-                        true,
-                    )
-                    .await;
+                    let error = Some("IO's profile answer has no sender_allowed".to_string());
+                    self.later(m, State::Queued, State::Queued, retry_delay(m.attempts), "profile check failed", error)
+                        .await;
                     return Err(Health::Neutral);
                 }
             },
             404 => Profile::NotOnIo,
-            status => {
-                return Err(self
-                    .refused(m, State::Queued, &answer, &format!("profile check: IO answered {status}"))
-                    .await)
-            }
+            _ => return Err(self.refused(m, State::Queued, key, &answer, "profile check refused").await),
         };
         self.profiles.remember(&m.service, &m.fiscal_code, profile);
         if profile != Profile::Allowed {
@@ -292,11 +317,11 @@ impl Lane {
         self.change(Change::new(m.id, State::Queued, to, reason)).await;
     }
 
-    async fn send_answer(&self, m: &StoredMessage, answer: Result<Answer, CallFailure>) -> Health {
+    async fn send_answer(&self, m: &StoredMessage, key: &Secret, answer: Result<Answer, CallFailure>) -> Health {
         let answer = match answer {
             Ok(answer) => answer,
             Err(CallFailure::NotSent(e)) => {
-                self.later(m, State::Sending, retry_delay(m.attempts), &format!("not sent: {e}"), true).await;
+                self.later(m, State::Sending, State::Queued, retry_delay(m.attempts), "not sent", Some(e)).await;
                 return Health::Bad;
             }
             Err(CallFailure::Unknown(e)) => {
@@ -316,21 +341,15 @@ impl Lane {
                     .or_else(|| answer.location.as_deref().and_then(|l| l.rsplit('/').next()).map(str::to_string));
                 let mut change = Change::new(m.id, State::Sending, State::Sent, "IO accepted the message (201)");
                 change.next_attempt_at = Some(now_millis() + millis(self.config.delivery.first_poll_after));
-                change.io_message_id = io_id;
-                self.change(change).await;
+                change.io_message_id = io_id.clone();
+                if !self.change(change).await {
+                    log::error!(message_id:display = m.id, io_message_id = io_id.as_deref().unwrap_or("?");
+                                "IO accepted a message but its new state could not be stored");
+                }
                 Health::Good
             }
-            400 | 403 => {
-                let mut change = Change::new(
-                    m.id,
-                    State::Sending,
-                    State::RejectedByIo,
-                    format!("IO refused the message ({})", answer.status),
-                );
-                change.error = Some(problem_text(&answer));
-                self.change(change).await;
-                Health::Good
-            }
+            400 => self.rejected(m, &answer).await,
+            403 if recipient_refused(&answer) => self.rejected(m, &answer).await,
             // A gateway timeout may hide a message IO created: treat it as ambiguous.
             504 => {
                 let mut change =
@@ -339,29 +358,43 @@ impl Lane {
                 self.change(change).await;
                 Health::Bad
             }
-            status => self.refused(m, State::Sending, &answer, &format!("send: IO answered {status}")).await,
+            _ => self.refused(m, State::Sending, key, &answer, "send refused").await,
         }
+    }
+
+    /// IO refused this message itself (400, or a 403 about the recipient): final.
+    async fn rejected(&self, m: &StoredMessage, answer: &Answer) -> Health {
+        let reason = format!("IO refused the message ({})", answer.status.as_u16());
+        let mut change = Change::new(m.id, State::Sending, State::RejectedByIo, reason);
+        change.error = Some(problem_text(answer));
+        self.change(change).await;
+        Health::Good
     }
 
     async fn poll(&self, m: &StoredMessage) -> Health {
         let waiting =
             Duration::from_millis(u64::try_from(now_millis().saturating_sub(m.state_changed_at)).unwrap_or(0));
+        if waiting > self.config.delivery.max_age {
+            let reason = "no final status from IO within the maximum age";
+            self.change(Change::new(m.id, State::Sent, State::Unconfirmed, reason)).await;
+            return Health::Neutral;
+        }
         let next = poll_delay(waiting, self.config.delivery.first_poll_after);
         let (Some(io_id), Some(key)) = (m.io_message_id.as_deref(), self.key(&m.service)) else {
-            self.later(m, State::Sent, Duration::from_secs(3600), "cannot follow: no IO id or no usable key", false)
-                .await;
+            let error = Some("no IO id or no usable key to follow the message".to_string());
+            self.later(m, State::Sent, State::Sent, Duration::from_secs(3600), "cannot follow yet", error).await;
             return Health::Neutral;
         };
         self.gate.acquire(CallClass::StatusPoll).await;
         let answer = match self.client.get_message(&key, &m.fiscal_code, io_id).await {
             Ok(answer) => answer,
             Err(failure) => {
-                self.later(m, State::Sent, next, &format!("status: {failure}"), false).await;
+                self.later(m, State::Sent, State::Sent, next, "status read failed", Some(failure.to_string())).await;
                 return Health::Bad;
             }
         };
         if answer.status.as_u16() != 200 {
-            return self.refused(m, State::Sent, &answer, &format!("status: IO answered {}", answer.status)).await;
+            return self.refused(m, State::Sent, &key, &answer, "status read refused").await;
         }
         let status = serde_json::from_slice::<serde_json::Value>(&answer.body)
             .ok()
@@ -382,79 +415,76 @@ impl Lane {
         Health::Good
     }
 
-    /// 401, 429, 5xx and other refusals: the message waits and, where it is IO's or our
-    /// configuration's fault, does not lose an attempt.
-    async fn refused(&self, m: &StoredMessage, from: State, answer: &Answer, what: &str) -> Health {
-        let status = answer.status.as_u16();
+    /// 401/403 (our credentials), 429, 5xx and other refusals: the message waits (a
+    /// send goes back to `queued`), counted as an attempt only when IO failed.
+    async fn refused(&self, m: &StoredMessage, from: State, key: &Secret, answer: &Answer, reason: &str) -> Health {
         let back_to = if from == State::Sent { State::Sent } else { State::Queued };
-        match status {
+        let error = Some(problem_text(answer));
+        match answer.status.as_u16() {
             429 => {
                 let pause = answer.retry_after.unwrap_or(Duration::from_secs(5));
                 self.gate.pause(pause);
                 log::warn!(institution = self.institution.name.as_str(), seconds = pause.as_secs(); "IO answered 429: the whole budget pauses");
-                self.later_to(m, from, back_to, pause, what, false).await;
+                self.later(m, from, back_to, pause, reason, None).await;
                 Health::Neutral
             }
-            401 => {
-                self.key_refused(&m.service);
-                self.later_to(m, from, back_to, Duration::ZERO, what, false).await;
+            401 | 403 => {
+                self.service_refused(&m.service, key, answer);
+                self.later(m, from, back_to, Duration::ZERO, reason, error).await;
                 Health::Neutral
             }
             s if s >= 500 => {
                 let delay = if from == State::Sent { Duration::from_secs(60) } else { retry_delay(m.attempts) };
-                self.later_to(m, from, back_to, delay, &format!("{what}: {}", problem_text(answer)), true).await;
+                self.later(m, from, back_to, delay, reason, error).await;
                 Health::Bad
             }
-            _ => {
+            status => {
                 log::error!(message_id:display = m.id, status = status; "IO refused a call; check the service configuration");
-                self.later_to(
-                    m,
-                    from,
-                    back_to,
-                    Duration::from_secs(300),
-                    &format!("{what}: {}", problem_text(answer)),
-                    true,
-                )
-                .await;
+                self.later(m, from, back_to, SERVICE_HOLD, reason, error).await;
                 Health::Neutral
             }
         }
     }
 
-    /// Back to the queue (or, for a send, from `sending` back to `queued`) after `delay`.
-    async fn later(&self, m: &StoredMessage, from: State, delay: Duration, error: &str, record_error: bool) {
-        let to = if from == State::Sent { State::Sent } else { State::Queued };
-        self.later_to(m, from, to, delay, error, record_error).await;
-    }
-
-    async fn later_to(
+    /// Back to `to` after `delay`; `error` (IO's words, kept out of the transition
+    /// record) becomes `last_error` and counts as a failed attempt.
+    async fn later(
         &self,
         m: &StoredMessage,
         from: State,
         to: State,
         delay: Duration,
-        error: &str,
-        record_error: bool,
+        reason: &str,
+        error: Option<String>,
     ) {
-        let mut change = Change::new(m.id, from, to, error);
+        let mut change = Change::new(m.id, from, to, reason);
         change.next_attempt_at = Some(now_millis() + millis(delay));
-        if record_error {
-            change.error = Some(error.to_string());
-        }
+        change.attempted = error.is_some() && from != State::Sending && from != State::Sent;
+        change.error = error;
         self.change(change).await;
     }
 
+    /// Stores a change. Outcomes of calls to IO must not be lost: a full or failing
+    /// queue is retried for a while before giving up (the message then shows its old
+    /// state, which a restart or the ambiguous policy resolves).
     async fn change(&self, change: Change) -> bool {
-        match self.queue.apply(vec![change]).await {
-            Ok(applied) => applied.first().copied().unwrap_or(false),
-            Err(e) => {
-                log::error!(error:display = e; "cannot record a delivery outcome; the message will be retried");
-                false
+        let mut wait = Duration::from_millis(20);
+        for _ in 0..12 {
+            match self.queue.apply(vec![change.clone()]).await {
+                Ok(applied) => return applied.first().copied().unwrap_or(false),
+                Err(QueueError::Closed) => break,
+                Err(e) => {
+                    log::warn!(error:display = e, message_id:display = change.id; "cannot store a delivery outcome yet; retrying");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(5));
+                }
             }
         }
+        log::error!(message_id:display = change.id, to = change.to.as_sql(); "a delivery outcome could not be stored");
+        false
     }
 
-    /// The key to use for a service, unless IO refuses its keys for now.
+    /// The key to use for a service, unless IO refuses its credentials for now.
     fn key(&self, service: &ServiceName) -> Option<Secret> {
         let keys = lock(&self.keys);
         let k = keys.get(service)?;
@@ -468,18 +498,24 @@ impl Lane {
         }
     }
 
-    /// IO answered 401: try the secondary key, then hold the service and raise an alert.
-    fn key_refused(&self, service: &ServiceName) {
+    /// IO refused our credentials with `refused` (401, or a 403 not about the recipient):
+    /// try the secondary key; when that is refused too, hold the service and alert.
+    /// Refusals of a key that is no longer the active one are ignored.
+    fn service_refused(&self, service: &ServiceName, refused: &Secret, answer: &Answer) {
         let mut keys = lock(&self.keys);
         let Some(k) = keys.get_mut(service) else { return };
-        if !k.using_secondary && k.secondary.is_some() {
+        let active = if k.using_secondary { k.secondary.as_ref() } else { k.primary.as_ref() };
+        if active != Some(refused) || k.held_until.is_some_and(|t| tokio::time::Instant::now() < t) {
+            return;
+        }
+        if answer.status.as_u16() == 401 && !k.using_secondary && k.secondary.is_some() {
             log::warn!(service = service.as_str(); "IO refused the primary subscription key; using the secondary");
             k.using_secondary = true;
         } else {
-            log::error!(service = service.as_str(), minutes = KEY_HOLD.as_secs() / 60;
-                        "IO refused this service's subscription keys: fix the configuration; its messages wait");
+            log::error!(service = service.as_str(), status = answer.status.as_u16(), minutes = SERVICE_HOLD.as_secs() / 60;
+                        "IO refuses this service's credentials (key, certificate or group): fix the configuration; its messages wait");
             k.using_secondary = false;
-            k.held_until = Some(tokio::time::Instant::now() + KEY_HOLD);
+            k.held_until = Some(tokio::time::Instant::now() + SERVICE_HOLD);
         }
     }
 }
@@ -500,6 +536,18 @@ fn class_of(priority: Priority) -> CallClass {
         Priority::Normal => CallClass::Normal,
         Priority::Bulk => CallClass::Bulk,
     }
+}
+
+fn sender_allowed(answer: &Answer) -> Option<bool> {
+    serde_json::from_slice::<serde_json::Value>(&answer.body).ok().and_then(|v| v["sender_allowed"].as_bool())
+}
+
+/// A 403 about this recipient (a service in trial writing to someone not authorised)
+/// is final for the message; other 403s (group, certificate, source address, unknown
+/// service) are the service's configuration, not the message's.
+fn recipient_refused(answer: &Answer) -> bool {
+    let text = String::from_utf8_lossy(&answer.body).to_ascii_lowercase();
+    text.contains("recipient")
 }
 
 /// IO's problem title and detail, short, for `last_error` (never the message itself).

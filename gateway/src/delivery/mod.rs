@@ -10,16 +10,20 @@
 //! * A message is first checked against the citizen's profile (per `profile_check`):
 //!   404 → `not_on_io`, `sender_allowed: false` → `sender_not_allowed`, both final and
 //!   listed for paper or PEC.
-//! * Before its POST a message is durably `sending`; after it: 201 → `sent` (IO's id
-//!   kept); 400/403 → `rejected_by_io` (IO's problem kept); 401 → the secondary key, then
-//!   the service is held for five minutes with an error in the log; 429 → back to
-//!   `queued`; other 5xx or no connection → back to `queued` with exponential backoff
-//!   and full jitter. No answer after the request was written (timeout, reset) or a
-//!   504 → `ambiguous`: the `ambiguous` policy then sends it again (`retry`,
-//!   at-least-once) or holds it for an operator (`hold`). A message still unsent after
-//!   `max_age` → `expired`.
+//! * A send takes its budget first, then the message is durably `sending`, then the POST
+//!   goes at once: 201 → `sent` (IO's id kept); 400, or a 403 about the recipient →
+//!   `rejected_by_io` (IO's problem kept); 401 → the secondary key; 401 on both, or a
+//!   403 about the gateway (certificate, group, address) → the service is held for five
+//!   minutes with an error in the log and its messages wait; 429 → back to `queued`;
+//!   other 5xx or no connection → back to `queued` with exponential backoff and full
+//!   jitter. No answer after the request was written (timeout, reset) or a 504 →
+//!   `ambiguous`: the `ambiguous` policy then sends it again after a backoff (`retry`,
+//!   at-least-once) or holds it for an operator (`hold`); after three ambiguous sends a
+//!   message is held whatever the policy. Still unsent after `max_age` → `expired`.
 //! * `sent` messages are polled, first after `first_poll_after`, then backing off up to
-//!   an hour, until IO says PROCESSED, REJECTED or FAILED.
+//!   an hour, until IO says PROCESSED, REJECTED or FAILED — or `unconfirmed` when IO
+//!   says nothing final within `max_age`.
+//! * Outcomes of calls are stored with retries: a busy queue delays them, never drops them.
 //! * Five failures of IO in a row open a circuit breaker: no calls for a cooldown (5 s,
 //!   doubling to 5 min), then one probe at a time until IO answers again.
 //! * A crash loses nothing: what was `sending` comes back `ambiguous` (see `queue`).

@@ -128,8 +128,15 @@ impl IoClient {
                 }
             })?;
             let (parts, body) = response.into_parts();
-            let body = body.collect().await.map_err(|e| CallFailure::Unknown(format!("answer cut short: {e}")))?;
-            Ok(answer(parts, body.to_bytes()))
+            match body.collect().await {
+                Ok(body) => Ok(answer(parts, body.to_bytes())),
+                // IO said 201 and where the message is: it has it, even if the rest of
+                // the answer was lost. Anything else cut short is unknown.
+                Err(_) if parts.status == StatusCode::CREATED && parts.headers.contains_key(header::LOCATION) => {
+                    Ok(answer(parts, Bytes::new()))
+                }
+                Err(e) => Err(CallFailure::Unknown(format!("answer cut short: {e}"))),
+            }
         };
         match tokio::time::timeout(self.timeouts.request, exchange).await {
             Ok(result) => result,
@@ -140,7 +147,10 @@ impl IoClient {
 
 fn answer(parts: http::response::Parts, body: Bytes) -> Answer {
     let text = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
-    let seconds = |name: &str| text(name).and_then(|v| v.trim().parse::<u64>().ok()).map(Duration::from_secs);
+    // IO's wait, kept within 1 s..5 min: 0 would hammer, a huge value would overflow.
+    let seconds = |name: &str| {
+        text(name).and_then(|v| v.trim().parse::<u64>().ok()).map(|s| Duration::from_secs(s.clamp(1, 300)))
+    };
     Answer {
         status: parts.status,
         retry_after: seconds("x-rate-limit-retry-after").or_else(|| seconds("retry-after")),

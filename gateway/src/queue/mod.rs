@@ -17,7 +17,8 @@
 //! * **Idempotency.** With an idempotency key, the key, the client and a digest of the
 //!   request are stored with the message in the same transaction: a retry with the same
 //!   key and the same request gets the same message, never a second one.
-//! * **Backpressure, not corruption.** Past `max_queued_messages` pending messages or below
+//! * **Backpressure, not corruption.** Past `max_queued_messages` messages awaiting
+//!   delivery (queued, sending, ambiguous or held; `sent` ones are IO's) or below
 //!   `min_free_disk_bytes` of free disk, new messages are refused (`QueueError::Full`,
 //!   `QueueError::DiskLow`); so are they when more than `MAX_WAITING` requests already
 //!   wait for the writer (`QueueError::Busy`). What is already stored is untouched. A write that fails

@@ -30,12 +30,14 @@ pub enum State {
     SenderNotAllowed,
     /// Final: not delivered within the message's maximum age.
     Expired,
+    /// Final: IO accepted it (201) but gave no final status within the maximum age.
+    Unconfirmed,
     /// Final: cancelled by an operator before it was sent.
     Cancelled,
 }
 
 impl State {
-    pub const ALL: [State; 13] = [
+    pub const ALL: [State; 14] = [
         State::Queued,
         State::Sending,
         State::Ambiguous,
@@ -48,6 +50,7 @@ impl State {
         State::NotOnIo,
         State::SenderNotAllowed,
         State::Expired,
+        State::Unconfirmed,
         State::Cancelled,
     ];
 
@@ -65,6 +68,7 @@ impl State {
             State::NotOnIo => "not_on_io",
             State::SenderNotAllowed => "sender_not_allowed",
             State::Expired => "expired",
+            State::Unconfirmed => "unconfirmed",
             State::Cancelled => "cancelled",
         }
     }
@@ -78,9 +82,16 @@ impl State {
         !matches!(self, State::Queued | State::Sending | State::Ambiguous | State::Held | State::Sent)
     }
 
-    /// SQL list of the non-final states, for `state IN (...)`.
+    /// Not yet handed to IO: what the intake limit counts (a `sent` message is IO's now,
+    /// only its status is still followed).
+    pub fn awaits_delivery(self) -> bool {
+        matches!(self, State::Queued | State::Sending | State::Ambiguous | State::Held)
+    }
+
+    /// SQL list of the states awaiting delivery, for `state IN (...)`.
     pub(super) fn pending_sql_list() -> String {
-        State::ALL.iter().filter(|s| !s.is_final()).map(|s| format!("'{}'", s.as_sql())).collect::<Vec<_>>().join(",")
+        let pending = State::ALL.iter().filter(|s| s.awaits_delivery());
+        pending.map(|s| format!("'{}'", s.as_sql())).collect::<Vec<_>>().join(",")
     }
 }
 
@@ -148,7 +159,8 @@ mod tests {
     fn final_states_are_the_ones_that_need_no_more_work() {
         let pending: Vec<_> = State::ALL.into_iter().filter(|s| !s.is_final()).collect();
         assert_eq!(pending, [State::Queued, State::Sending, State::Ambiguous, State::Held, State::Sent]);
-        assert_eq!(State::pending_sql_list(), "'queued','sending','ambiguous','held','sent'");
+        assert!(!State::Sent.awaits_delivery() && State::Held.awaits_delivery());
+        assert_eq!(State::pending_sql_list(), "'queued','sending','ambiguous','held'");
     }
 
     #[test]

@@ -117,7 +117,7 @@ struct WriterState {
     conn: Connection,
     limits: Limits,
     directory: PathBuf,
-    /// Messages not yet in a final state, as of the last recheck plus what we added since.
+    /// Messages awaiting delivery, as of the last recount plus what we added since.
     pending: u64,
     free_bytes: u64,
     counted_at: Instant,
@@ -189,7 +189,7 @@ impl WriterState {
                         let mut done = Vec::with_capacity(changes.len());
                         for change in changes {
                             let changed = apply_change(&tx, change)?;
-                            if changed && !change.from.is_final() && change.to.is_final() {
+                            if changed && change.from.awaits_delivery() && !change.to.awaits_delivery() {
                                 finished += 1;
                             }
                             done.push(changed);
