@@ -82,6 +82,11 @@ impl State {
         !matches!(self, State::Queued | State::Sending | State::Ambiguous | State::Held | State::Sent)
     }
 
+    /// Reaching this state means the last error no longer applies.
+    pub fn clears_error(self) -> bool {
+        matches!(self, State::Sent | State::Processed)
+    }
+
     /// Not yet handed to IO: what the intake limit counts (a `sent` message is IO's now,
     /// only its status is still followed).
     pub fn awaits_delivery(self) -> bool {

@@ -329,7 +329,7 @@ fn apply_change(tx: &Transaction<'_>, change: &Change) -> Result<bool, QueueErro
             "UPDATE messages SET state = ?1, state_changed_at = CASE WHEN ?1 = ?2 THEN state_changed_at ELSE ?3 END,
                  next_attempt_at = COALESCE(?4, next_attempt_at), attempts = attempts + ?5,
                  io_message_id = COALESCE(?6, io_message_id), io_status = COALESCE(?7, io_status),
-                 last_error = CASE WHEN ?8 IS NOT NULL THEN ?8 WHEN ?1 IN ('sent', 'processed') THEN NULL ELSE last_error END
+                 last_error = CASE WHEN ?8 IS NOT NULL THEN ?8 WHEN ?10 THEN NULL ELSE last_error END
              WHERE id = ?9 AND state = ?2",
         )
         .map_err(storage("preparing a state change"))?;
@@ -344,6 +344,7 @@ fn apply_change(tx: &Transaction<'_>, change: &Change) -> Result<bool, QueueErro
             change.io_status,
             change.error,
             change.id.to_string(),
+            change.to.clears_error(),
         ])
         .map_err(storage("changing a state"))?;
     if changed == 1 && change.from != change.to {
