@@ -5,6 +5,9 @@
 //! bytes or a reader and return typed records plus per-line errors, never doing I/O of
 //! their own.
 
+pub mod csv_text;
 pub mod domain;
+pub mod govpay;
+pub mod gpd;
 pub mod message;
 pub mod payment;

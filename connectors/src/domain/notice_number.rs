@@ -39,6 +39,21 @@ impl NoticeNumber {
         self.0.as_bytes()[0] - b'0'
     }
 
+    /// Parses like `FromStr`, except that wrong check digits do not refuse the number: it is
+    /// returned with the check error, for sources configured as warn-only (FACTS.md §4).
+    /// Every other rule (length, digits, aux digit) still refuses. The number then matches
+    /// IO's pattern `^[0123][0-9]{17}$`, but pagoPA may not find it.
+    pub fn parse_ignoring_check(text: &str) -> Result<(NoticeNumber, Option<NoticeNumberError>), NoticeNumberError> {
+        match text.parse() {
+            Ok(number) => Ok((number, None)),
+            Err(error @ (NoticeNumberError::CheckDigits { .. } | NoticeNumberError::ImpossibleCheck { .. })) => {
+                let number = text.chars().filter(|&c| c != ' ').collect();
+                Ok((NoticeNumber(number), Some(error)))
+            }
+            Err(error) => Err(error),
+        }
+    }
+
     /// The IUV: the notice number without the aux digit, and for aux 0 also without the
     /// 2-digit application code.
     pub fn iuv(&self) -> &str {
@@ -188,6 +203,18 @@ mod tests {
         let back: NoticeNumber = serde_json::from_str(&json).expect("valid");
         assert_eq!(back, number);
         assert!(serde_json::from_str::<NoticeNumber>("\"301000000000012374\"").is_err());
+    }
+
+    #[test]
+    fn parse_ignoring_check_lets_only_check_digits_through() {
+        let lenient = |text: &str| NoticeNumber::parse_ignoring_check(text).map(|(n, e)| (n.as_str().to_owned(), e));
+        assert_eq!(lenient("3010 0000 0000 0123 73"), Ok(("301000000000012373".to_owned(), None)));
+        let wrong = Some(E::CheckDigits { expected: 73, found: 74 });
+        assert_eq!(lenient("301000000000012374"), Ok(("301000000000012374".to_owned(), wrong)));
+        let impossible = Some(E::ImpossibleCheck { found: 93 });
+        assert_eq!(lenient("301000000000012393"), Ok(("301000000000012393".to_owned(), impossible)));
+        assert_eq!(lenient("401000000000012373"), Err(E::AuxDigit { found: 4 }));
+        assert_eq!(lenient("30100000000001237"), Err(E::Length { found: 17 }));
     }
 
     #[test]
