@@ -1,7 +1,9 @@
 //! One institution's delivery: take due messages, check profiles, send, follow statuses,
 //! all through the institution's budget gate.
 
+use super::answers::{problem_text, recipient_refused, sender_allowed};
 use super::backoff::{poll_delay, retry_delay, Breaker};
+use super::keys::ServiceKeys;
 use super::profiles::{Lookup, Profile, ProfileCache};
 use crate::config::{AmbiguousPolicy, Config, Institution, Secret, ServiceName};
 use crate::delivery_gate::{CallClass, Gate};
@@ -10,25 +12,18 @@ use crate::queue::{now_millis, Change, MessageId, Priority, Queue, QueueError, S
 use crate::rate_limit::Budget;
 use bytes::Bytes;
 use connectors::domain::FiscalCode;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{watch, Semaphore};
 
 /// How long a service whose keys or certificate IO refuses is left alone.
-const SERVICE_HOLD: Duration = Duration::from_secs(300);
+pub(super) const SERVICE_HOLD: Duration = Duration::from_secs(300);
 /// How often an idle lane looks for new work.
 const IDLE_POLL: Duration = Duration::from_millis(200);
 /// After this many sends of one message ended ambiguous, it is held whatever the policy:
 /// IO may be creating a copy each time.
 const MAX_AMBIGUOUS_SENDS: u32 = 3;
-
-struct Keys {
-    primary: Option<Secret>,
-    secondary: Option<Secret>,
-    using_secondary: bool,
-    held_until: Option<tokio::time::Instant>,
-}
 
 pub struct Lane {
     pub(super) institution: Institution,
@@ -38,7 +33,7 @@ pub struct Lane {
     pub(super) gate: Gate,
     in_flight: Arc<Semaphore>,
     claimed: Arc<Mutex<HashSet<MessageId>>>,
-    keys: Mutex<HashMap<ServiceName, Keys>>,
+    keys: ServiceKeys,
     breaker: Mutex<Breaker>,
     profiles: ProfileCache,
 }
@@ -64,24 +59,7 @@ impl Drop for Claim {
 
 impl Lane {
     pub fn new(institution: Institution, config: Arc<Config>, queue: Arc<Queue>, client: Arc<IoClient>) -> Lane {
-        let mut keys = HashMap::new();
-        for service in &institution.services {
-            let read = |source: Option<&crate::config::SecretSource>| match source.map(|s| s.read()) {
-                Some(Ok(secret)) => Some(secret),
-                Some(Err(e)) => {
-                    log::error!(service = service.name.as_str(), error:display = e; "cannot read an IO subscription key");
-                    None
-                }
-                None => None,
-            };
-            let entry = Keys {
-                primary: read(Some(&service.primary_key)),
-                secondary: read(service.secondary_key.as_ref()),
-                using_secondary: false,
-                held_until: None,
-            };
-            keys.insert(service.name.clone(), entry);
-        }
+        let keys = ServiceKeys::read(&institution.services);
         Lane {
             gate: Gate::start(with_margin(institution.budget)),
             in_flight: Arc::new(Semaphore::new(config.delivery.max_in_flight)),
@@ -91,7 +69,7 @@ impl Lane {
             queue,
             client,
             claimed: Arc::new(Mutex::new(HashSet::new())),
-            keys: Mutex::new(keys),
+            keys,
             breaker: Mutex::new(Breaker::default()),
         }
     }
@@ -146,7 +124,7 @@ impl Lane {
         service: &ServiceName,
         fiscal_code: &FiscalCode,
     ) -> Result<Answer, CallFailure> {
-        let Some(key) = self.key(service) else {
+        let Some(key) = self.keys.active(service) else {
             return Err(CallFailure::NotSent("IO refuses this service's keys for now".into()));
         };
         self.gate.acquire(CallClass::Normal).await;
@@ -160,7 +138,7 @@ impl Lane {
                 None
             }
             401 | 403 => {
-                self.service_refused(service, &key, &answer);
+                self.keys.refused(service, &key, &answer);
                 None
             }
             _ => None,
@@ -231,7 +209,7 @@ impl Lane {
             self.change(Change::new(m.id, State::Queued, State::Expired, "not sent within the maximum age")).await;
             return Health::Neutral;
         }
-        let Some(key) = self.key(&m.service) else {
+        let Some(key) = self.keys.active(&m.service) else {
             self.later(
                 m,
                 State::Queued,
@@ -380,7 +358,7 @@ impl Lane {
             return Health::Neutral;
         }
         let next = poll_delay(waiting, self.config.delivery.first_poll_after);
-        let (Some(io_id), Some(key)) = (m.io_message_id.as_deref(), self.key(&m.service)) else {
+        let (Some(io_id), Some(key)) = (m.io_message_id.as_deref(), self.keys.active(&m.service)) else {
             let error = Some("no IO id or no usable key to follow the message".to_string());
             self.later(m, State::Sent, State::Sent, Duration::from_secs(3600), "cannot follow yet", error).await;
             return Health::Neutral;
@@ -429,7 +407,7 @@ impl Lane {
                 Health::Neutral
             }
             401 | 403 => {
-                self.service_refused(&m.service, key, answer);
+                self.keys.refused(&m.service, key, answer);
                 self.later(m, from, back_to, Duration::ZERO, reason, error).await;
                 Health::Neutral
             }
@@ -483,41 +461,6 @@ impl Lane {
         log::error!(message_id:display = change.id, to = change.to.as_sql(); "a delivery outcome could not be stored");
         false
     }
-
-    /// The key to use for a service, unless IO refuses its credentials for now.
-    fn key(&self, service: &ServiceName) -> Option<Secret> {
-        let keys = lock(&self.keys);
-        let k = keys.get(service)?;
-        if k.held_until.is_some_and(|t| tokio::time::Instant::now() < t) {
-            return None;
-        }
-        if k.using_secondary {
-            k.secondary.clone()
-        } else {
-            k.primary.clone()
-        }
-    }
-
-    /// IO refused our credentials with `refused` (401, or a 403 not about the recipient):
-    /// try the secondary key; when that is refused too, hold the service and alert.
-    /// Refusals of a key that is no longer the active one are ignored.
-    fn service_refused(&self, service: &ServiceName, refused: &Secret, answer: &Answer) {
-        let mut keys = lock(&self.keys);
-        let Some(k) = keys.get_mut(service) else { return };
-        let active = if k.using_secondary { k.secondary.as_ref() } else { k.primary.as_ref() };
-        if active != Some(refused) || k.held_until.is_some_and(|t| tokio::time::Instant::now() < t) {
-            return;
-        }
-        if answer.status.as_u16() == 401 && !k.using_secondary && k.secondary.is_some() {
-            log::warn!(service = service.as_str(); "IO refused the primary subscription key; using the secondary");
-            k.using_secondary = true;
-        } else {
-            log::error!(service = service.as_str(), status = answer.status.as_u16(), minutes = SERVICE_HOLD.as_secs() / 60;
-                        "IO refuses this service's credentials (key, certificate or group): fix the configuration; its messages wait");
-            k.using_secondary = false;
-            k.held_until = Some(tokio::time::Instant::now() + SERVICE_HOLD);
-        }
-    }
 }
 
 /// IO counts a call when it arrives, we when we send it: latency that varies could fit
@@ -536,30 +479,6 @@ fn class_of(priority: Priority) -> CallClass {
         Priority::Normal => CallClass::Normal,
         Priority::Bulk => CallClass::Bulk,
     }
-}
-
-fn sender_allowed(answer: &Answer) -> Option<bool> {
-    serde_json::from_slice::<serde_json::Value>(&answer.body).ok().and_then(|v| v["sender_allowed"].as_bool())
-}
-
-/// A 403 about this recipient (a service in trial writing to someone not authorised)
-/// is final for the message; other 403s (group, certificate, source address, unknown
-/// service) are the service's configuration, not the message's.
-fn recipient_refused(answer: &Answer) -> bool {
-    let text = String::from_utf8_lossy(&answer.body).to_ascii_lowercase();
-    text.contains("recipient")
-}
-
-/// IO's problem title and detail, short, for `last_error` (never the message itself).
-fn problem_text(answer: &Answer) -> String {
-    let value: serde_json::Value = serde_json::from_slice(&answer.body).unwrap_or_default();
-    let part = |k: &str| value[k].as_str().map(str::to_string);
-    let text = match (part("title"), part("detail")) {
-        (Some(t), Some(d)) => format!("{} {t}: {d}", answer.status.as_u16()),
-        (Some(t), None) => format!("{} {t}", answer.status.as_u16()),
-        _ => format!("{} {}", answer.status.as_u16(), part("message").unwrap_or_default()),
-    };
-    text.chars().take(500).collect()
 }
 
 fn millis(d: Duration) -> i64 {

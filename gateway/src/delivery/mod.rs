@@ -28,7 +28,9 @@
 //!   doubling to 5 min), then one probe at a time until IO answers again.
 //! * A crash loses nothing: what was `sending` comes back `ambiguous` (see `queue`).
 
+mod answers;
 mod backoff;
+mod keys;
 mod lane;
 mod profiles;
 
