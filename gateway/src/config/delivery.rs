@@ -17,6 +17,10 @@ pub struct Delivery {
     /// First look at a sent message's IO status after this long (then backing off).
     pub first_poll_after: Duration,
     pub timeouts: Timeouts,
+    /// Added to the budget's window on our side: IO counts a call when it arrives, we
+    /// when we send it, and latency that varies could otherwise fit more of our calls
+    /// into one of IO's windows than the budget allows.
+    pub budget_margin: Duration,
 }
 
 /// When to ask IO for the citizen's profile before sending.
@@ -73,5 +77,6 @@ pub(super) fn delivery(c: &mut Checker, raw: RawDelivery) -> Option<Delivery> {
             connect: seconds(raw.connect_timeout_seconds, 5),
             request: seconds(raw.request_timeout_seconds, 30),
         },
+        budget_margin: Duration::from_millis(raw.budget_margin_ms.unwrap_or(50).min(5_000)),
     })
 }

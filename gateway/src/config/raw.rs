@@ -30,6 +30,7 @@ pub(crate) struct RawDelivery {
     pub first_poll_after_seconds: Option<u64>,
     pub connect_timeout_seconds: Option<u64>,
     pub request_timeout_seconds: Option<u64>,
+    pub budget_margin_ms: Option<u64>,
 }
 
 /// `"always"`, `"never"` or `{ cache_hours = N }`.

@@ -61,7 +61,7 @@ impl Lane {
     pub fn new(institution: Institution, config: Arc<Config>, queue: Arc<Queue>, client: Arc<IoClient>) -> Lane {
         let keys = ServiceKeys::read(&institution.services);
         Lane {
-            gate: Gate::start(with_margin(institution.budget)),
+            gate: Gate::start(with_margin(institution.budget, config.delivery.budget_margin)),
             in_flight: Arc::new(Semaphore::new(config.delivery.max_in_flight)),
             profiles: ProfileCache::new(config.delivery.profile_check),
             institution,
@@ -465,10 +465,10 @@ impl Lane {
 
 /// IO counts a call when it arrives, we when we send it: latency that varies could fit
 /// more of our calls into one of IO's windows than the budget allows. A slightly longer
-/// window on our side (50 ms: 1% of IO's 5 s) keeps us under it.
-fn with_margin(budget: Budget) -> Budget {
+/// window on our side (`budget_margin`, 50 ms by default: 1% of IO's 5 s) keeps us under it.
+fn with_margin(budget: Budget, margin: Duration) -> Budget {
     match budget {
-        Budget::Limited { calls, window } => Budget::Limited { calls, window: window + Duration::from_millis(50) },
+        Budget::Limited { calls, window } => Budget::Limited { calls, window: window + margin },
         Budget::Unlimited => Budget::Unlimited,
     }
 }
