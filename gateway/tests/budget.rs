@@ -1,0 +1,28 @@
+//! Keeping to IO's budget causes no 429: in a test binary of its own, so that the other
+//! delivery tests do not starve the scheduler between the gateway's grant and IO's count.
+
+mod support;
+
+use support::harness::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keeping_to_the_budget_causes_no_429() {
+    let h = harness(
+        "rate_limit = { calls = 6, per_seconds = 2 }",
+        "",
+        "rate_limit = { calls = 6, per_seconds = 2 }",
+        // Alone in its test binary, so no other test starves the scheduler; the margin
+        // still covers a debug build's delays between our grant and IO's count.
+        "profile_check = \"never\"\nbudget_margin_ms = 500",
+    )
+    .await;
+    let mut locations = Vec::new();
+    for i in 0..15 {
+        locations.push(h.post(FC, &format!("b{i}"), "normal").await);
+    }
+    for location in &locations {
+        h.settle(location, &["processed"]).await;
+    }
+    assert_eq!(h.sandbox.stats().throttled, 0, "the gateway never exceeded the budget");
+    assert_eq!(h.sandbox.received().len(), 15);
+}
