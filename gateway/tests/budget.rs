@@ -16,13 +16,8 @@ async fn keeping_to_the_budget_causes_no_429() {
         "profile_check = \"never\"\nbudget_margin_ms = 500",
     )
     .await;
-    let mut locations = Vec::new();
-    for i in 0..15 {
-        locations.push(h.post(FC, &format!("b{i}"), "normal").await);
-    }
-    for location in &locations {
-        h.settle(location, &["processed"]).await;
-    }
+    let locations = h.post_many("b", 15, "normal").await;
+    h.settle_all(&locations, &["processed"]).await;
     assert_eq!(h.sandbox.stats().throttled, 0, "the gateway never exceeded the budget");
     assert_eq!(h.sandbox.received().len(), 15);
 }

@@ -14,12 +14,8 @@ use support::harness::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn happy_path_reaches_processed_once_each() {
     let h = harness("", "", "", "").await;
-    let mut locations = Vec::new();
-    for i in 0..5 {
-        locations.push(h.post(FC, &format!("m{i}"), "normal").await);
-    }
-    for location in &locations {
-        let view = h.settle(location, &["processed"]).await;
+    let locations = h.post_many("m", 5, "normal").await;
+    for view in h.settle_all(&locations, &["processed"]).await {
         assert_eq!(view["status"], "PROCESSED");
         assert!(view["gateway"]["io_message_id"].as_str().is_some_and(|id| id.len() == 26));
         assert_eq!(view["gateway"]["attempts"], 1);
@@ -60,13 +56,8 @@ async fn a_429_storm_pauses_the_budget_and_loses_nothing() {
         "profile_check = \"never\"",
     )
     .await;
-    let mut locations = Vec::new();
-    for i in 0..12 {
-        locations.push(h.post(FC, &format!("s{i}"), "normal").await);
-    }
-    for location in &locations {
-        h.settle(location, &["processed"]).await;
-    }
+    let locations = h.post_many("s", 12, "normal").await;
+    h.settle_all(&locations, &["processed"]).await;
     let stats = h.sandbox.stats();
     assert!(stats.throttled > 0, "the storm happened");
     let mut markers = h.received_markers();
@@ -84,10 +75,7 @@ async fn an_urgent_message_overtakes_a_bulk_backlog() {
         "profile_check = \"never\"\nmax_in_flight = 32",
     )
     .await;
-    let mut bulk = Vec::new();
-    for i in 0..18 {
-        bulk.push(h.post(FC, &format!("bulk{i}"), "bulk").await);
-    }
+    h.post_many("bulk", 18, "bulk").await;
     let urgent = h.post(FC, "urgent", "urgent").await;
     h.settle(&urgent, &["processed"]).await;
     let order = h.received_markers();
@@ -119,12 +107,8 @@ async fn an_ambiguous_send_is_held_under_the_hold_policy() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outage_is_waited_out_and_the_backlog_drains() {
     let h = harness("[faults]\noutages = [{ start_s = 0, duration_s = 2 }]", "", "", "").await;
-    let mut locations = Vec::new();
-    for i in 0..3 {
-        locations.push(h.post(FC, &format!("o{i}"), "normal").await);
-    }
-    for location in &locations {
-        let view = h.settle(location, &["processed"]).await;
+    let locations = h.post_many("o", 3, "normal").await;
+    for view in h.settle_all(&locations, &["processed"]).await {
         assert!(view["gateway"]["attempts"].as_u64().unwrap() >= 1);
     }
     assert_eq!(h.sandbox.received().len(), 3);

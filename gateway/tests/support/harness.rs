@@ -111,6 +111,24 @@ impl Harness {
         headers.get("location").unwrap().to_str().unwrap().to_string()
     }
 
+    /// Posts `count` messages to `FC` marked `{prefix}{i}`; returns their locations.
+    pub async fn post_many(&self, prefix: &str, count: usize, priority: &str) -> Vec<String> {
+        let mut locations = Vec::with_capacity(count);
+        for i in 0..count {
+            locations.push(self.post(FC, &format!("{prefix}{i}"), priority).await);
+        }
+        locations
+    }
+
+    /// Waits until every message is in one of `until`; returns their views.
+    pub async fn settle_all(&self, locations: &[String], until: &[&str]) -> Vec<Value> {
+        let mut views = Vec::with_capacity(locations.len());
+        for location in locations {
+            views.push(self.settle(location, until).await);
+        }
+        views
+    }
+
     pub async fn view(&self, location: &str) -> Value {
         self.call(http::Method::GET, location, None, "normal").await.2
     }
