@@ -41,14 +41,17 @@ pub struct GovPayOptions {
     pub notice_check: NumberCheck,
 }
 
-/// What a notice number with wrong check digits does to its row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// What a notice number with wrong check digits does to its row. In configuration:
+/// `"enforce"` or `"warn"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
 pub enum NumberCheck {
     /// The row is rejected.
     #[default]
+    #[serde(rename = "enforce")]
     Enforce,
     /// The row is accepted, with a warning (FACTS §4: for sources known to print wrong
     /// check digits). Every other notice-number rule still rejects the row.
+    #[serde(rename = "warn")]
     WarnOnly,
 }
 

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::NoticeCheck;
-use crate::domain::{EuroCents, NoticeNumber, NoticeNumberError, OrgFiscalCode};
+use crate::domain::{local_due_day, EuroCents, NoticeNumber, NoticeNumberError, OrgFiscalCode};
 use crate::payment::{PaymentNotice, RecordError};
 
 /// A notice read from one payment option, with what was odd but not fatal about it.
@@ -159,16 +159,11 @@ fn creditor(option: &Fields<'_>, amount: EuroCents) -> Result<OrgFiscalCode, Rec
     code.parse().map_err(|error| first.error("organizationFiscalCode", format!("{code:?}: {error}")))
 }
 
-/// Europe/Rome's rules (EU summer time) as a POSIX TZ string: exact for every year since
-/// 1996, and a plain value, so no time zone database is read.
-const ROME: &str = "CET-1CEST,M3.5.0,M10.5.0/3";
-
 /// The local day of a GPD due date: GPD writes local date-times (`2025-07-31T23:59:59`), whose
 /// date part is the day; a date-time with an offset or `Z` is an instant, seen from Rome.
 fn local_day(text: &str) -> Result<jiff::civil::Date, String> {
     if let Ok(instant) = text.parse::<jiff::Timestamp>() {
-        let rome = jiff::tz::TimeZone::posix(ROME).map_err(|error| error.to_string())?;
-        return Ok(rome.to_datetime(instant).date());
+        return local_due_day(instant).map_err(|error| error.to_string());
     }
     text.parse().map_err(|error| format!("{text:?} is not a date or a date-time: {error}"))
 }
