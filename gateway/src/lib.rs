@@ -10,6 +10,7 @@ pub mod delivery;
 pub mod delivery_gate;
 pub mod demo;
 pub mod http_server;
+pub mod import;
 pub mod io_client;
 pub mod logging;
 pub mod queue;

@@ -5,7 +5,7 @@ use clap::{Parser, Subcommand};
 use gateway::api::Stopped;
 use gateway::config::Config;
 use gateway::sandbox::{Sandbox, SandboxConfig};
-use gateway::{auth, logging, server, shutdown};
+use gateway::{auth, import, logging, server, shutdown};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -47,6 +47,11 @@ enum Command {
     },
     /// Make a new local client key and the key_sha256 line for the configuration.
     ClientKey,
+    /// Import a local registry file: every record becomes one message through a template,
+    /// validated and queued (the daemon may be running). Running it again never queues a
+    /// record twice. Exit status: 0 all queued; 2 some rows rejected (see the report);
+    /// 1 the file is incomplete or the queue refused messages; 78 bad configuration.
+    Import(ImportArgs),
     /// Run the IO sandbox: a simulator of IO's Services API for tests and demos.
     Sandbox {
         #[arg(long, short, value_name = "FILE")]
@@ -54,11 +59,51 @@ enum Command {
     },
 }
 
+#[derive(clap::Args)]
+struct ImportArgs {
+    /// gpd (pagoPA GPD JSON or zip), govpay (pendenze CSV), csv (with --mapping),
+    /// anpr-xml (ANPR extract, maybe gzipped), anpr-csv (ANPR flat CSV).
+    format: import::Format,
+    file: PathBuf,
+    #[arg(long, short, value_name = "FILE")]
+    config: PathBuf,
+    /// Template name (in [import] templates) or path. ANPR default: carta-identita, or
+    /// carta-identita-cartacea for the paper-card campaign.
+    #[arg(long, short)]
+    template: Option<String>,
+    /// Service to send on (default: the only one configured).
+    #[arg(long, short)]
+    service: Option<String>,
+    /// Column mapping from [import.mappings] (format csv).
+    #[arg(long)]
+    mapping: Option<String>,
+    /// ANPR: id-card-expiring (default) or paper-id-card.
+    #[arg(long)]
+    campaign: Option<String>,
+    /// Validate and render without queueing; show one rendered message.
+    #[arg(long)]
+    dry_run: bool,
+    /// Accept notice numbers whose only fault is their check digits (with a warning).
+    #[arg(long)]
+    warn_only_check_digits: bool,
+    /// GovPay: the aux digit (1-3) that turns a 17-digit IUV into a notice number.
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=3))]
+    iuv_aux_digit: Option<u8>,
+    /// Reference day for ID-card campaigns (default: today).
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    today: Option<jiff::civil::Date>,
+    /// Where to write the report of rejected rows (default: FILE's name + .report.csv in
+    /// the current directory). Written only when there is something to report.
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::CheckConfig { config } => check_config(&config),
         Command::ClientKey => client_key(),
+        Command::Import(args) => import_file(args),
         Command::Sandbox { config } => sandbox(&config),
         Command::Demo { keep } => demo(keep),
         Command::Run { config, verbose, worker_threads } => {
@@ -98,6 +143,70 @@ fn check_config(path: &std::path::Path) -> ExitCode {
             eprintln!("{}: {e}", path.display());
             ExitCode::from(EXIT_CONFIG)
         }
+    }
+}
+
+fn import_file(args: ImportArgs) -> ExitCode {
+    logging::init(log::LevelFilter::Warn);
+    let config = match Config::load(&args.config) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("{}: {e}", args.config.display());
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let request = import::Request {
+        template: args.template,
+        service: args.service,
+        mapping: args.mapping,
+        campaign: args.campaign,
+        warn_only_check_digits: args.warn_only_check_digits,
+        iuv_aux_digit: args.iuv_aux_digit,
+        today: args.today,
+    };
+    let job = match import::Job::resolve(&config, args.format, &request) {
+        Ok(job) => job,
+        Err(e) => {
+            eprintln!("cannot import: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let name = args.file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "import".into());
+    let report_path = args.report.unwrap_or_else(|| PathBuf::from(format!("{name}.report.csv")));
+    let mut report = import::Report::to_file(&report_path);
+    let database = config.storage.path.as_path();
+    let sink = if args.dry_run {
+        import::Sink::DryRun { database: Some(database) }
+    } else {
+        import::Sink::Queue { database, limits: server::limits(&config) }
+    };
+    let outcome = import::run(&job, &args.file, sink, &mut report, &mut import::Progress::on_stderr());
+    let report = report.finish();
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            eprintln!("cannot import {}: {e}", args.file.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    if args.dry_run {
+        match &outcome.sample {
+            Some(sample) => println!("dry run: nothing was queued. A rendered message:\n{sample}"),
+            None => println!("dry run: nothing was queued, and no record gave a message."),
+        }
+    }
+    print!("{outcome}");
+    match report {
+        Ok(Some(path)) => println!("report:            {}", path.display()),
+        Ok(None) => {}
+        Err(e) => eprintln!("{e}"),
+    }
+    if !outcome.complete() {
+        ExitCode::FAILURE
+    } else if outcome.rejected > 0 {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
     }
 }
 

@@ -5,6 +5,7 @@ use crate::api::{self, ApiState, Stopped};
 use crate::auth::Clients;
 use crate::config::{Config, TlsFiles};
 use crate::delivery::Delivery;
+use crate::import::watch::Watcher;
 use crate::io_client::IoClient;
 use crate::queue::{Limits, Queue, QueueError};
 use std::future::Future;
@@ -38,11 +39,7 @@ impl Prepared {
     pub async fn new(config: Config) -> Result<Prepared, RunError> {
         let tls = config.local_api.tls.as_ref().map(tls_acceptor).transpose()?;
         let client = Arc::new(IoClient::new(&config.io, config.delivery.timeouts)?);
-        let limits = Limits {
-            max_queued_messages: config.storage.max_queued_messages,
-            min_free_disk_bytes: config.storage.min_free_disk_bytes,
-        };
-        let queue = Queue::open(&config.storage.path, limits)?;
+        let queue = Queue::open(&config.storage.path, limits(&config))?;
         let address = config.local_api.listen;
         let listener = TcpListener::bind(address).await.map_err(|source| RunError::Bind { address, source })?;
         Ok(Prepared { config: Arc::new(config), queue: Arc::new(queue), client, listener, tls })
@@ -62,10 +59,23 @@ impl Prepared {
             queue: Arc::clone(&self.queue),
             delivery: Some(Arc::clone(&delivery)),
         });
+        let database = self.config.storage.path.clone();
+        let watcher = Watcher::start(Arc::clone(&self.config), database, limits(&self.config));
         let stopped = api::serve(self.listener, self.tls, state, shutdown).await;
+        if let Some(watcher) = watcher {
+            watcher.stop().await;
+        }
         delivery.stop().await;
         self.queue.close();
         stopped
+    }
+}
+
+/// The queue's refusal thresholds, shared by the daemon's writer and its imports.
+pub fn limits(config: &Config) -> Limits {
+    Limits {
+        max_queued_messages: config.storage.max_queued_messages,
+        min_free_disk_bytes: config.storage.min_free_disk_bytes,
     }
 }
 

@@ -7,11 +7,13 @@
 //! through `Config::load`.
 
 mod delivery;
+mod import;
 mod raw;
 mod secret;
 mod typed;
 
 pub use delivery::{AmbiguousPolicy, Delivery, ProfileCheck};
+pub use import::{Import, WatchFolder};
 pub use secret::{Secret, SecretError, SecretSource};
 pub use typed::{
     ClientName, Config, Institution, IoEndpoint, KeyDigest, LocalApi, LocalClient, Service, ServiceName, Storage,

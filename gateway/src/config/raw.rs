@@ -18,6 +18,35 @@ pub(crate) struct RawConfig {
     pub storage: Option<RawStorage>,
     #[serde(default)]
     pub delivery: RawDelivery,
+    #[serde(default)]
+    pub import: RawImport,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawImport {
+    pub templates: Option<PathBuf>,
+    pub reports: Option<PathBuf>,
+    pub priority: Option<String>,
+    pub id_card_window_days: Option<u32>,
+    pub paper_cards_invalid_from: Option<String>,
+    #[serde(default)]
+    pub mappings: std::collections::BTreeMap<String, connectors::mapped_csv::Mapping>,
+    #[serde(default)]
+    pub watch: Vec<RawWatch>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawWatch {
+    pub directory: PathBuf,
+    pub format: String,
+    pub template: Option<String>,
+    pub service: Option<String>,
+    pub mapping: Option<String>,
+    pub campaign: Option<String>,
+    pub notice_check: Option<String>,
+    pub settle_seconds: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -24,6 +24,7 @@ pub struct Config {
     pub local_api: LocalApi,
     pub storage: Storage,
     pub delivery: Delivery,
+    pub import: super::import::Import,
 }
 
 /// A public body the appliance sends for (a union of municipalities has several).
@@ -180,7 +181,7 @@ impl Checker {
         self.problems.push(Problem { location: location.into(), message: message.into() });
     }
 
-    fn parse<T: std::str::FromStr>(&mut self, location: &str, text: &str) -> Option<T>
+    pub(super) fn parse<T: std::str::FromStr>(&mut self, location: &str, text: &str) -> Option<T>
     where
         T::Err: fmt::Display,
     {
@@ -217,9 +218,10 @@ pub(super) fn build(raw: RawConfig) -> Result<Config, Vec<Problem>> {
         }
     };
     let delivery = delivery(&mut c, raw.delivery);
-    match (io, local_api, storage, delivery) {
-        (Some(io), Some(local_api), Some(storage), Some(delivery)) if c.problems.is_empty() => {
-            Ok(Config { institutions, clients, io, local_api, storage, delivery })
+    let import = super::import::import(&mut c, raw.import, &known);
+    match (io, local_api, storage, delivery, import) {
+        (Some(io), Some(local_api), Some(storage), Some(delivery), Some(import)) if c.problems.is_empty() => {
+            Ok(Config { institutions, clients, io, local_api, storage, delivery, import })
         }
         _ => Err(c.problems),
     }
@@ -305,6 +307,9 @@ fn clients(c: &mut Checker, raw: Vec<RawClient>, known: &HashSet<ServiceName>) -
         if let Some(name) = &name {
             if !names.insert(name.clone()) {
                 c.problem(format!("{at}.name"), format!("client name {name} is listed twice"));
+            }
+            if name.as_str() == crate::queue::IMPORT_CLIENT {
+                c.problem(format!("{at}.name"), "\"import\" is reserved for messages made by imports");
             }
         }
         let key_digest: Option<KeyDigest> = c.parse(&format!("{at}.key_sha256"), &client.key_sha256);

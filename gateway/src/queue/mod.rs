@@ -31,10 +31,12 @@
 //!   `ambiguous`, never silently `queued` again; the delivery policy decides what next.
 
 mod checkpoint;
+mod import;
 mod schema;
 mod state;
 mod writer;
 
+pub use import::{BatchOutcome, ImportedMessage, Importer, IMPORT_CLIENT};
 pub use schema::{MigrationError, CURRENT_VERSION};
 pub use state::{Priority, State};
 pub use writer::MAX_WAITING;
@@ -130,6 +132,10 @@ pub struct StoredMessage {
     pub io_message_id: Option<String>,
     pub io_status: Option<String>,
     pub last_error: Option<String>,
+    /// Imported messages: the content in the template's other languages (JSON).
+    pub variants: Option<Vec<u8>>,
+    /// Imported messages: the file they came from (`format:name`).
+    pub source: Option<String>,
 }
 
 /// A state change asked of the queue. It happens only if the message is still in
@@ -327,7 +333,7 @@ fn recover_interrupted_sends(conn: &mut Connection) -> Result<usize, QueueError>
 }
 
 const MESSAGE_COLUMNS: &str = "id, institution, service, client, fiscal_code, priority, state, body, accepted_at,
-    state_changed_at, attempts, io_message_id, io_status, last_error";
+    state_changed_at, attempts, io_message_id, io_status, last_error, variants, source";
 
 fn read_message(conn: &Connection, id: MessageId) -> Result<Option<StoredMessage>, QueueError> {
     let storage = |source| QueueError::Storage { operation: "reading a message", source };
@@ -365,6 +371,7 @@ type RawRow = (
     (i64, String, Vec<u8>),
     (i64, i64, i64),
     (Option<String>, Option<String>, Option<String>),
+    (Option<Vec<u8>>, Option<String>),
 );
 
 fn raw_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
@@ -374,11 +381,12 @@ fn raw_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
         (r.get(5)?, r.get(6)?, r.get(7)?),
         (r.get(8)?, r.get(9)?, r.get(10)?),
         (r.get(11)?, r.get(12)?, r.get(13)?),
+        (r.get(14)?, r.get(15)?),
     ))
 }
 
 fn stored_message(row: RawRow) -> Result<StoredMessage, QueueError> {
-    let (id, (institution, service, client, fiscal_code), (priority, state, body), times, io) = row;
+    let (id, (institution, service, client, fiscal_code), (priority, state, body), times, io, import) = row;
     let corrupt = |what: String| QueueError::Corrupt { what };
     let id: MessageId = id.parse().map_err(|_| corrupt(format!("message id {id:?}")))?;
     let priority = Priority::from_sql(priority).ok_or_else(|| corrupt(format!("priority {priority}")))?;
@@ -400,6 +408,8 @@ fn stored_message(row: RawRow) -> Result<StoredMessage, QueueError> {
         io_message_id: io.0,
         io_status: io.1,
         last_error: io.2,
+        variants: import.0,
+        source: import.1,
     })
 }
 

@@ -41,6 +41,14 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX transitions_by_message ON transitions (message_seq);",
     // 2: what delivery asks for: an institution's messages in a state, by priority.
     "CREATE INDEX messages_due ON messages (institution, state, priority, seq);",
+    // 3: imported messages. `dedup_key` makes a re-import of the same record a no-op;
+    // `source` says which file (format and name) a message came from; `variants` holds
+    // the rendered content in the template's other languages (JSON), chosen at delivery
+    // by the citizen's preferred language.
+    "ALTER TABLE messages ADD COLUMN dedup_key TEXT;
+    ALTER TABLE messages ADD COLUMN source TEXT;
+    ALTER TABLE messages ADD COLUMN variants BLOB;
+    CREATE UNIQUE INDEX messages_dedup ON messages (dedup_key) WHERE dedup_key IS NOT NULL;",
 ];
 
 /// The schema version this build writes.

@@ -1,0 +1,141 @@
+//! Bulk insertion of imported messages, for `io-gateway import` and the watch folders.
+//!
+//! An import opens its own connection to the queue database, so it works whether the
+//! daemon runs or not: SQLite serialises the two writers (the daemon's group commit waits
+//! at most one import batch, a few milliseconds) and delivery finds the new messages on
+//! its next look at the queue. It never touches messages already there: in particular it
+//! does not run the start-up recovery of interrupted sends, which belongs to the daemon.
+//!
+//! Each batch is one transaction with `synchronous=FULL`: when [`Importer::insert`]
+//! returns, its messages are as durable as one answered 201. A record whose `dedup_key`
+//! is already in the queue — from an earlier import of the same or an overlapping file,
+//! even one interrupted by a crash — is skipped and counted as a duplicate, so running an
+//! import again is always safe.
+
+use super::{now_millis, open_connection, schema, MessageId, Priority, QueueError, State};
+use crate::config::{ClientName, ServiceName};
+use connectors::domain::{FiscalCode, OrgFiscalCode};
+use rusqlite::Connection;
+use std::path::{Path, PathBuf};
+
+/// The client name imported messages are stored under (never a configured client's name).
+pub const IMPORT_CLIENT: &str = "import";
+
+/// One message made from one record of an imported file.
+#[derive(Debug, Clone)]
+pub struct ImportedMessage {
+    pub institution: OrgFiscalCode,
+    pub service: ServiceName,
+    pub fiscal_code: FiscalCode,
+    pub priority: Priority,
+    /// The JSON body exactly as it will be sent to IO (the template's Italian text).
+    pub body: Vec<u8>,
+    /// The content in the template's other languages (JSON), if it has any.
+    pub variants: Option<Vec<u8>>,
+    /// The record's stable identity: the same record imported again has the same key.
+    pub dedup_key: String,
+    /// Which file it came from, e.g. `gpd:tari_2025.zip`.
+    pub source: String,
+}
+
+/// What one batch did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BatchOutcome {
+    pub inserted: u64,
+    /// Records whose dedup key was already queued: nothing written for them.
+    pub duplicates: u64,
+}
+
+/// A connection that inserts imported messages in batches.
+pub struct Importer {
+    conn: Connection,
+    client: ClientName,
+    max_queued: u64,
+    min_free_disk: u64,
+    directory: PathBuf,
+}
+
+impl Importer {
+    /// Opens (creating and migrating if needed) the queue database at `path`.
+    pub fn open(path: &Path, limits: super::Limits) -> Result<Importer, QueueError> {
+        let mut conn = open_connection(path)?;
+        schema::migrate(&mut conn).map_err(|source| QueueError::Migrate { path: path.to_path_buf(), source })?;
+        let client = IMPORT_CLIENT.parse().map_err(|reason| QueueError::Corrupt { what: reason })?;
+        let directory = path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+        Ok(Importer {
+            conn,
+            client,
+            max_queued: limits.max_queued_messages,
+            min_free_disk: limits.min_free_disk_bytes,
+            directory,
+        })
+    }
+
+    /// Inserts a batch in one transaction. Refuses the whole batch, writing nothing, when
+    /// the queue would pass its size limit or the disk is below its free-space floor: the
+    /// caller stops and the sysadmin re-runs the import later (duplicates are skipped).
+    pub fn insert(&mut self, batch: &[ImportedMessage]) -> Result<BatchOutcome, QueueError> {
+        let free_bytes = free_disk_bytes(&self.directory);
+        if free_bytes < self.min_free_disk {
+            return Err(QueueError::DiskLow { free_bytes, min_bytes: self.min_free_disk });
+        }
+        let storage = |operation| move |source| QueueError::Storage { operation, source };
+        let tx = self.conn.transaction().map_err(storage("beginning an import batch"))?;
+        let sql = format!("SELECT COUNT(*) FROM messages WHERE state IN ({})", State::pending_sql_list());
+        let pending: i64 = tx.query_row(&sql, [], |r| r.get(0)).map_err(storage("counting pending messages"))?;
+        let pending = u64::try_from(pending).unwrap_or(0);
+        if pending + batch.len() as u64 > self.max_queued {
+            return Err(QueueError::Full { pending, limit: self.max_queued });
+        }
+        let mut outcome = BatchOutcome::default();
+        {
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT INTO messages (id, institution, service, client, fiscal_code, priority, state, body,
+                                           accepted_at, state_changed_at, dedup_key, source, variants)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10, ?11, ?12)
+                     ON CONFLICT DO NOTHING",
+                )
+                .map_err(storage("preparing an import insert"))?;
+            let now = now_millis();
+            for message in batch {
+                let written = insert
+                    .execute(rusqlite::params![
+                        MessageId::new().to_string(),
+                        message.institution.as_str(),
+                        message.service.as_str(),
+                        self.client.as_str(),
+                        message.fiscal_code.as_str(),
+                        message.priority.as_sql(),
+                        State::Queued.as_sql(),
+                        message.body,
+                        now,
+                        message.dedup_key,
+                        message.source,
+                        message.variants,
+                    ])
+                    .map_err(storage("inserting an imported message"))?;
+                if written == 1 {
+                    outcome.inserted += 1;
+                } else {
+                    outcome.duplicates += 1;
+                }
+            }
+        }
+        tx.commit().map_err(storage("committing an import batch"))?;
+        Ok(outcome)
+    }
+
+    /// Whether a record with this dedup key is already queued (for `--dry-run`).
+    pub fn contains(&self, dedup_key: &str) -> Result<bool, QueueError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT 1 FROM messages WHERE dedup_key = ?1")
+            .map_err(|source| QueueError::Storage { operation: "looking up a dedup key", source })?;
+        stmt.exists([dedup_key]).map_err(|source| QueueError::Storage { operation: "looking up a dedup key", source })
+    }
+}
+
+fn free_disk_bytes(directory: &Path) -> u64 {
+    rustix::fs::statvfs(directory).map(|s| s.f_bavail.saturating_mul(s.f_frsize)).unwrap_or(u64::MAX)
+}
