@@ -2,9 +2,30 @@
 //! recipient, and IO's problem in a few words for `last_error`.
 
 use crate::io_client::Answer;
+use connectors::template::Language;
 
 pub fn sender_allowed(answer: &Answer) -> Option<bool> {
     serde_json::from_slice::<serde_json::Value>(&answer.body).ok().and_then(|v| v["sender_allowed"].as_bool())
+}
+
+/// The first of the citizen's `preferred_languages` that templates can be written in.
+pub fn preferred_language(answer: &Answer) -> Option<Language> {
+    let value = serde_json::from_slice::<serde_json::Value>(&answer.body).ok()?;
+    value["preferred_languages"].as_array()?.iter().filter_map(|code| code.as_str()).find_map(Language::from_io)
+}
+
+/// The body to send: the stored one (Italian), or with subject and markdown taken from
+/// the message's variant in `language` when it has one.
+pub fn localized_body(body: &[u8], variants: Option<&[u8]>, language: Option<Language>) -> Option<Vec<u8>> {
+    let language = language.filter(|l| *l != Language::It)?;
+    let variants: serde_json::Value = serde_json::from_slice(variants?).ok()?;
+    let variant = variants.get(language.as_str())?;
+    let mut message: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let content = message.get_mut("content")?.as_object_mut()?;
+    for field in ["subject", "markdown"] {
+        content.insert(field.into(), variant.get(field)?.clone());
+    }
+    serde_json::to_vec(&message).ok()
 }
 
 /// A 403 about this recipient (a service in trial writing to someone not authorised)

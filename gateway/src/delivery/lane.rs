@@ -1,7 +1,7 @@
 //! One institution's delivery: take due messages, check profiles, send, follow statuses,
 //! all through the institution's budget gate.
 
-use super::answers::{problem_text, recipient_refused, sender_allowed};
+use super::answers::{localized_body, preferred_language, problem_text, recipient_refused, sender_allowed};
 use super::backoff::{poll_delay, retry_delay, Breaker};
 use super::keys::ServiceKeys;
 use super::profiles::{Lookup, Profile, ProfileCache};
@@ -130,8 +130,13 @@ impl Lane {
         self.gate.acquire(CallClass::Normal).await;
         let answer = self.client.get_profile(&key, fiscal_code).await?;
         let profile = match answer.status.as_u16() {
-            200 => sender_allowed(&answer)
-                .map(|allowed| if allowed { Profile::Allowed } else { Profile::SenderNotAllowed }),
+            200 => sender_allowed(&answer).map(|allowed| {
+                if allowed {
+                    Profile::Allowed(preferred_language(&answer))
+                } else {
+                    Profile::SenderNotAllowed
+                }
+            }),
             404 => Some(Profile::NotOnIo),
             429 => {
                 self.gate.pause(answer.retry_after.unwrap_or(Duration::from_secs(5)));
@@ -222,8 +227,8 @@ impl Lane {
             return Health::Neutral;
         };
         let class = class_of(m.priority);
-        match self.profiles.lookup(&m.service, &m.fiscal_code).await {
-            Lookup::Known(Profile::Allowed) => {}
+        let language = match self.profiles.lookup(&m.service, &m.fiscal_code).await {
+            Lookup::Known(Profile::Allowed(language)) => language,
             Lookup::Known(profile) => {
                 self.finish_for_profile(m, profile).await;
                 return Health::Neutral;
@@ -232,12 +237,12 @@ impl Lane {
                 self.gate.acquire(class).await;
                 let answer = self.client.get_profile(&key, &m.fiscal_code).await;
                 match self.profile_answer(m, &key, answer).await {
-                    Ok(Profile::Allowed) => {}
+                    Ok(Profile::Allowed(language)) => language,
                     Ok(_) => return Health::Good,
                     Err(health) => return health,
                 }
             }
-        }
+        };
         // The budget first, then the durable mark, then the POST at once: a crash in
         // between leaves as few messages ambiguous as possible.
         self.gate.acquire(class).await;
@@ -246,7 +251,8 @@ impl Lane {
         if !self.change(sending).await {
             return Health::Neutral;
         }
-        let answer = self.client.submit_message(&key, Bytes::from(m.body.clone())).await;
+        let body = localized_body(&m.body, m.variants.as_deref(), language).unwrap_or_else(|| m.body.clone());
+        let answer = self.client.submit_message(&key, Bytes::from(body)).await;
         self.send_answer(m, &key, answer).await
     }
 
@@ -268,7 +274,7 @@ impl Lane {
         };
         let profile = match answer.status.as_u16() {
             200 => match sender_allowed(&answer) {
-                Some(true) => Profile::Allowed,
+                Some(true) => Profile::Allowed(preferred_language(&answer)),
                 Some(false) => Profile::SenderNotAllowed,
                 None => {
                     let error = Some("IO's profile answer has no sender_allowed".to_string());
@@ -281,7 +287,7 @@ impl Lane {
             _ => return Err(self.refused(m, State::Queued, key, &answer, "profile check refused").await),
         };
         self.profiles.remember(&m.service, &m.fiscal_code, profile);
-        if profile != Profile::Allowed {
+        if !matches!(profile, Profile::Allowed(_)) {
             self.finish_for_profile(m, profile).await;
         }
         Ok(profile)

@@ -3,6 +3,7 @@
 
 use crate::config::{ProfileCheck, ServiceName};
 use connectors::domain::FiscalCode;
+use connectors::template::Language;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use tokio::sync::watch;
@@ -14,7 +15,9 @@ const MAX_ENTRIES: usize = 200_000;
 /// What a profile lookup said.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Profile {
-    Allowed,
+    /// The service may write; with the citizen's preferred language when IO said one we
+    /// have templates for.
+    Allowed(Option<Language>),
     SenderNotAllowed,
     NotOnIo,
 }
@@ -75,7 +78,7 @@ impl ProfileCache {
     /// `None`: ask IO. `Some`: the answer to use without asking.
     pub fn known(&self, service: &ServiceName, fiscal_code: &FiscalCode) -> Option<Profile> {
         match self.policy {
-            ProfileCheck::Never => Some(Profile::Allowed),
+            ProfileCheck::Never => Some(Profile::Allowed(None)),
             ProfileCheck::Always => None,
             ProfileCheck::Cached(ttl) => {
                 let answers = self.answers.lock().unwrap_or_else(|p| p.into_inner());
