@@ -4,7 +4,7 @@
 //! record a duplicate). Reports records/s and the peak resident memory of the process.
 //!
 //! `cargo bench -p gateway --bench import` (BENCH_OPTIONS to change the size, rounded to
-//! a multiple of 4). Targets: ≥ 100,000 records/s, < 100 MiB RSS whatever the size.
+//! a multiple of 4; BENCH_DIR to keep the files for a profiler). Targets: ≥ 100,000 records/s, < 100 MiB RSS whatever the size.
 
 use std::io::{BufWriter, Write};
 use std::path::Path;
@@ -14,8 +14,11 @@ use std::time::{Duration, Instant};
 fn main() {
     let options: u64 = std::env::var("BENCH_OPTIONS").ok().and_then(|s| s.parse().ok()).unwrap_or(1_000_000);
     let positions = options.div_ceil(4);
-    let dir = tempfile::tempdir().expect("temp dir");
-    let file = dir.path().join("gpd_bench.json");
+    // BENCH_DIR keeps the generated file, config and database for a profiler.
+    let temp = tempfile::tempdir().expect("temp dir");
+    let kept = std::env::var_os("BENCH_DIR").map(std::path::PathBuf::from);
+    let dir = kept.as_deref().unwrap_or(temp.path());
+    let file = dir.join("gpd_bench.json");
     let started = Instant::now();
     generate(&file, positions).expect("generate the GPD file");
     let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
@@ -26,9 +29,9 @@ fn main() {
         size as f64 / 1e6,
         started.elapsed().as_secs_f64()
     );
-    let config = write_config(dir.path(), positions * 4);
+    let config = write_config(dir, positions * 4);
     for run in ["first import (all new)", "second import (all duplicates)"] {
-        let (took, peak_kib, output) = import(dir.path(), &config, &file);
+        let (took, peak_kib, output) = import(dir, &config, &file);
         let queued = summary(&output, "queued");
         let duplicates = summary(&output, "already queued");
         let records = summary(&output, "records read");
@@ -39,7 +42,7 @@ fn main() {
             peak_kib as f64 / 1024.0
         );
     }
-    let db = std::fs::metadata(dir.path().join("queue.db")).map(|m| m.len()).unwrap_or(0);
+    let db = std::fs::metadata(dir.join("queue.db")).map(|m| m.len()).unwrap_or(0);
     println!("queue database: {:.0} MB", db as f64 / 1e6);
 }
 

@@ -148,7 +148,7 @@ async fn a_wrong_client_certificate_keeps_messages_queued_with_the_reason() {
     let task = tokio::spawn(prepared.run(async {
         let _ = stopped.await;
     }));
-    let h = Harness { dir, sandbox, addr, stop: Some(stop), task };
+    let h = Harness { dir, config, sandbox, addr, stop: Some(stop), task };
     let location = h.post(FC, "cert", "normal").await;
     let deadline = Instant::now() + Duration::from_secs(20);
     let view = loop {
@@ -214,4 +214,65 @@ async fn a_message_that_keeps_ending_ambiguous_is_held_after_three_sends() {
     assert_eq!(view["gateway"]["attempts"], 3);
     assert_eq!(h.received_markers(), ["again", "again", "again"], "three copies at IO, then no more");
     assert_eq!(h.transitions_to("ambiguous"), 3);
+}
+
+/// Polls the queue until `count` messages are in `state`.
+async fn wait_for_state(h: &Harness, state: &str, count: i64) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let conn = rusqlite::Connection::open(h.dir.path().join("queue.db")).unwrap();
+        let found: i64 =
+            conn.query_row("SELECT COUNT(*) FROM messages WHERE state = ?1", [state], |r| r.get(0)).unwrap();
+        if found == count {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{found} messages in {state}, expected {count}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imported_messages_go_out_in_the_citizens_language() {
+    use gateway::import::{self, Format, Job, Progress, Report, Request, Sink};
+    let german = format!(
+        "[[citizens]]\nfiscal_code = \"{FC}\"\nprofile = \"on_io\"\npreferred_languages = [\"fr_FR\", \"de_DE\"]\n"
+    );
+    let h = harness(&german, "", "", "").await;
+    let config = Config::from_toml_str(&h.config).unwrap();
+    let template = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/templates/tari.toml");
+    let request = Request { template: Some(template.into()), ..Request::default() };
+    let job = Job::resolve(&config, Format::Gpd, &request).unwrap();
+    let file = std::path::PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../connectors/tests/fixtures/gpd_tari_2025.json"
+    ));
+    let database = h.dir.path().join("queue.db");
+    let limits = gateway::server::limits(&config);
+    let outcome = tokio::task::spawn_blocking(move || {
+        let sink = Sink::Queue { database: &database, limits };
+        import::run(&job, &file, sink, &mut Report::discard(), &mut Progress::silent()).unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(outcome.queued, 7);
+
+    // Laura prefers French (no template), then German; Giuseppe is not on IO; Anna blocks us.
+    wait_for_state(&h, "processed", 3).await;
+    wait_for_state(&h, "not_on_io", 3).await;
+    wait_for_state(&h, "sender_not_allowed", 1).await;
+    let received = h.sandbox.received();
+    assert_eq!(received.len(), 3);
+    for message in &received {
+        assert_eq!(message.fiscal_code, FC);
+        let subject = message.content["subject"].as_str().unwrap();
+        assert!(subject.starts_with("Zahlungsaufforderung Müllgebühr (TARI) 2025"), "{subject}");
+        assert!(
+            message.content["markdown"].as_str().unwrap().contains("Fälligkeit:** 31.07.2025")
+                || message.content["markdown"].as_str().unwrap().contains("Fälligkeit:** 02.12.2025")
+        );
+        assert_eq!(message.content["payment_data"]["payee"]["fiscal_code"], "80000000010");
+    }
+    let amounts: Vec<i64> = received.iter().map(|m| m.content["payment_data"]["amount"].as_i64().unwrap()).collect();
+    assert_eq!(amounts.iter().sum::<i64>(), 60000, "one single payment and two installments");
+    h.stop().await;
 }

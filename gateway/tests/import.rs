@@ -60,21 +60,17 @@ fn db(dir: &Path) -> Connection {
     Connection::open(dir.join("queue.db")).unwrap()
 }
 
-fn queued(dir: &Path) -> Vec<(String, String, String, Option<String>)> {
+/// Queued messages: fiscal code, dedup key, source.
+fn queued(dir: &Path) -> Vec<(String, String, String)> {
     let conn = db(dir);
-    let mut stmt = conn.prepare("SELECT fiscal_code, dedup_key, source, variants FROM messages ORDER BY seq").unwrap();
-    stmt.query_map([], |r| {
-        let variants: Option<Vec<u8>> = r.get(3)?;
-        Ok((r.get(0)?, r.get(1)?, r.get(2)?, variants.map(|v| String::from_utf8(v).unwrap())))
-    })
-    .unwrap()
-    .map(Result::unwrap)
-    .collect()
+    let mut stmt = conn.prepare("SELECT fiscal_code, dedup_key, source FROM messages ORDER BY seq").unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap().map(Result::unwrap).collect()
 }
 
-fn bodies(dir: &Path) -> Vec<serde_json::Value> {
+/// What imported messages are rendered from at send time: the record's values.
+fn recipes(dir: &Path) -> Vec<serde_json::Value> {
     let conn = db(dir);
-    let mut stmt = conn.prepare("SELECT body FROM messages ORDER BY seq").unwrap();
+    let mut stmt = conn.prepare("SELECT recipe FROM messages ORDER BY seq").unwrap();
     stmt.query_map([], |r| r.get::<_, Vec<u8>>(0))
         .unwrap()
         .map(|b| serde_json::from_slice(&b.unwrap()).unwrap())
@@ -98,21 +94,20 @@ fn a_gpd_upload_becomes_one_message_per_option_and_a_second_import_adds_nothing(
     assert_eq!(rows.len(), 7);
     assert!(rows
         .iter()
-        .all(|(_, key, source, _)| key.starts_with("payment:80000000010:3") && source == "gpd:gpd_tari_2025.zip"));
-    // Every language of the template travels with the message.
-    let variants: serde_json::Value = serde_json::from_str(rows[0].3.as_deref().unwrap()).unwrap();
-    assert!(variants["en"]["subject"].as_str().unwrap().len() >= 10);
-    assert!(variants["de"]["markdown"].as_str().unwrap().len() >= 80);
-    let body = &bodies(dir.path())[1];
-    assert_eq!(body["fiscal_code"], "BNCLRA85C52F205V");
-    assert_eq!(body["content"]["payment_data"]["amount"], 15000);
-    assert_eq!(body["content"]["payment_data"]["notice_number"], "301202500000000281");
-    assert_eq!(body["content"]["payment_data"]["payee"]["fiscal_code"], "80000000010");
-    // Due 31/07/2025 means 23:59:59 in Rome, sent as UTC.
-    assert_eq!(body["content"]["due_date"], "2025-07-31T21:59:59.000Z");
-    let markdown = body["content"]["markdown"].as_str().unwrap();
-    assert!(markdown.contains("150,00 €"), "{markdown}");
-    assert!(markdown.contains("rata 1 di 2"), "{markdown}");
+        .all(|(_, key, source)| key.starts_with("payment:80000000010:3") && source == "gpd:gpd_tari_2025.zip"));
+    assert_eq!(rows[1].0, "BNCLRA85C52F205V");
+    // Stored as the record's values and the template, rendered at send time.
+    let recipe = &recipes(dir.path())[1];
+    assert_eq!(recipe["kind"], "payment");
+    assert_eq!(recipe["cents"], 15000);
+    assert_eq!(recipe["notice_number"], "301202500000000281");
+    assert_eq!(recipe["creditor"], "80000000010");
+    assert_eq!(recipe["due"], "2025-07-31");
+    assert_eq!(recipe["installment"], serde_json::json!([1, 2]));
+    let (name, text): (String, String) =
+        db(dir.path()).query_row("SELECT name, text FROM templates", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+    assert_eq!(name, "tari");
+    assert_eq!(text, std::fs::read_to_string(templates().join("tari.toml")).unwrap());
 
     let again = import(dir.path(), &config, &["gpd", file, "--template", "tari", "--service", "tari"]);
     assert_eq!(again.status.code(), Some(0));
@@ -139,7 +134,11 @@ fn a_dry_run_renders_a_sample_and_queues_nothing() {
     assert!(text.contains("dry run: nothing was queued"), "{text}");
     assert!(text.contains("subject:"), "{text}");
     assert!(text.contains("300,00 €"), "{text}");
-    assert!(text.contains("also in:  de, en") || text.contains("also in:  en, de"), "{text}");
+    assert!(text.contains("rata 1 di 2") || text.contains("unica soluzione"), "{text}");
+    // Due 31/07/2025 means 23:59:59 in Rome, sent as UTC.
+    assert!(text.contains("due_date: 2025-07-31T21:59:59.000Z"), "{text}");
+    assert!(text.contains("payment:  30000 cents, notice 301202500000000180, payee 80000000010"), "{text}");
+    assert!(text.contains("also in:  en, de") || text.contains("also in:  de, en"), "{text}");
     assert_eq!(count(&out, "messages valid"), 7);
     assert_eq!(count(&out, "queued"), 0);
     let messages: i64 = db(dir.path()).query_row("SELECT COUNT(*) FROM messages", [], |r| r.get(0)).unwrap_or(0);
@@ -220,9 +219,10 @@ fn an_anpr_extract_queues_exactly_the_reminders_due() {
     let mut codes: Vec<String> = queued(dir.path()).into_iter().map(|r| r.0).collect();
     codes.sort();
     assert_eq!(codes, ["DNGNCL98T16A479E", "LMRHMZ22S22Z330G"]);
-    let body = bodies(dir.path()).into_iter().find(|b| b["fiscal_code"] == "DNGNCL98T16A479E").unwrap();
-    assert_eq!(body["content"]["due_date"], "2026-12-16T22:59:59.000Z");
-    assert!(body["content"]["markdown"].as_str().unwrap().contains("16/12/2026"));
+    let recipe = recipes(dir.path()).into_iter().find(|r| r["fiscal_code"] == "DNGNCL98T16A479E").unwrap();
+    assert_eq!(recipe["kind"], "id_card");
+    assert_eq!(recipe["valid_until"], "2026-12-16");
+    assert_eq!(recipe["due"], "2026-12-16");
 
     let paper = run("paper-id-card");
     assert_eq!(paper.status.code(), Some(0), "{}", stdout(&paper));
@@ -372,9 +372,10 @@ description = "Causale"
     );
     assert_eq!(out.status.code(), Some(2), "{}{}", stdout(&out), String::from_utf8_lossy(&out.stderr));
     assert_eq!(count(&out, "queued"), 1);
-    let body = &bodies(dir.path())[0];
-    assert_eq!(body["content"]["payment_data"]["amount"], 102099);
-    assert!(body["content"]["markdown"].as_str().unwrap().contains("1.020,99 €"));
+    let recipe = &recipes(dir.path())[0];
+    assert_eq!(recipe["cents"], 102099);
+    assert_eq!(recipe["notice_number"], "301202500000000180", "printed groups of four are joined");
+    assert_eq!(recipe["due"], "2025-07-31");
     let report = std::fs::read_to_string(dir.path().join("EstrazioneDovuti.csv.report.csv")).unwrap();
     assert!(report.contains("fiscal_code"), "the bad check letter is reported: {report}");
 }

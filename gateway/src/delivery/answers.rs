@@ -14,20 +14,6 @@ pub fn preferred_language(answer: &Answer) -> Option<Language> {
     value["preferred_languages"].as_array()?.iter().filter_map(|code| code.as_str()).find_map(Language::from_io)
 }
 
-/// The body to send: the stored one (Italian), or with subject and markdown taken from
-/// the message's variant in `language` when it has one.
-pub fn localized_body(body: &[u8], variants: Option<&[u8]>, language: Option<Language>) -> Option<Vec<u8>> {
-    let language = language.filter(|l| *l != Language::It)?;
-    let variants: serde_json::Value = serde_json::from_slice(variants?).ok()?;
-    let variant = variants.get(language.as_str())?;
-    let mut message: serde_json::Value = serde_json::from_slice(body).ok()?;
-    let content = message.get_mut("content")?.as_object_mut()?;
-    for field in ["subject", "markdown"] {
-        content.insert(field.into(), variant.get(field)?.clone());
-    }
-    serde_json::to_vec(&message).ok()
-}
-
 /// A 403 about this recipient (a service in trial writing to someone not authorised)
 /// is final for the message; other 403s (group, certificate, source address, unknown
 /// service) are the service's configuration, not the message's.

@@ -1,17 +1,20 @@
 //! One institution's delivery: take due messages, check profiles, send, follow statuses,
 //! all through the institution's budget gate.
 
-use super::answers::{localized_body, preferred_language, problem_text, recipient_refused, sender_allowed};
+use super::answers::{preferred_language, problem_text, recipient_refused, sender_allowed};
 use super::backoff::{poll_delay, retry_delay, Breaker};
 use super::keys::ServiceKeys;
 use super::profiles::{Lookup, Profile, ProfileCache};
 use crate::config::{AmbiguousPolicy, Config, Institution, Secret, ServiceName};
 use crate::delivery_gate::{CallClass, Gate};
+use crate::import::recipe::Recipe as ImportRecipe;
 use crate::io_client::{Answer, CallFailure, IoClient};
-use crate::queue::{now_millis, Change, MessageId, Priority, Queue, QueueError, State, StoredMessage};
+use crate::queue::{now_millis, Change, MessageId, Priority, Queue, QueueError, Recipe, State, StoredMessage};
 use crate::rate_limit::Budget;
 use bytes::Bytes;
-use connectors::domain::FiscalCode;
+use connectors::domain::{FiscalCode, TestRecipient};
+use connectors::template::{Language, Template};
+use std::collections::HashMap;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -36,6 +39,8 @@ pub struct Lane {
     keys: ServiceKeys,
     breaker: Mutex<Breaker>,
     profiles: ProfileCache,
+    /// Templates of imported messages, parsed once, by digest.
+    templates: Mutex<HashMap<[u8; 32], Arc<Template>>>,
 }
 
 /// What became of one attempt, for the breaker.
@@ -64,6 +69,7 @@ impl Lane {
             gate: Gate::start(with_margin(institution.budget, config.delivery.budget_margin)),
             in_flight: Arc::new(Semaphore::new(config.delivery.max_in_flight)),
             profiles: ProfileCache::new(config.delivery.profile_check),
+            templates: Mutex::new(HashMap::new()),
             institution,
             config,
             queue,
@@ -243,6 +249,20 @@ impl Lane {
                 }
             }
         };
+        let body = match &m.recipe {
+            None => m.body.clone(),
+            Some(recipe) => match self.render(recipe, language).await {
+                Ok(body) => body,
+                Err(reason) => {
+                    log::error!(message_id:display = m.id, reason = reason.as_str(); "an imported message cannot be rendered; held");
+                    let mut change =
+                        Change::new(m.id, State::Queued, State::Held, "cannot render the imported message");
+                    change.error = Some(reason);
+                    self.change(change).await;
+                    return Health::Neutral;
+                }
+            },
+        };
         // The budget first, then the durable mark, then the POST at once: a crash in
         // between leaves as few messages ambiguous as possible.
         self.gate.acquire(class).await;
@@ -251,9 +271,28 @@ impl Lane {
         if !self.change(sending).await {
             return Health::Neutral;
         }
-        let body = localized_body(&m.body, m.variants.as_deref(), language).unwrap_or_else(|| m.body.clone());
         let answer = self.client.submit_message(&key, Bytes::from(body)).await;
         self.send_answer(m, &key, answer).await
+    }
+
+    /// An imported message's body, rendered from its recipe in `language` (Italian when
+    /// unknown or not in the template).
+    async fn render(&self, recipe: &Recipe, language: Option<Language>) -> Result<Vec<u8>, String> {
+        let cached = lock(&self.templates).get(&recipe.template).cloned();
+        let template = match cached {
+            Some(template) => template,
+            None => {
+                let stored = self.queue.template(recipe.template).await.map_err(|e| e.to_string())?;
+                let (name, text) = stored.ok_or("the message's template is missing from the database")?;
+                let template = Arc::new(Template::parse(&name, &text).map_err(|e| e.to_string())?);
+                lock(&self.templates).insert(recipe.template, Arc::clone(&template));
+                template
+            }
+        };
+        let test = if self.config.io.allow_test_recipient { TestRecipient::Allowed } else { TestRecipient::Rejected };
+        let message =
+            ImportRecipe::from_bytes(&recipe.data)?.render(&template, language.unwrap_or(Language::It), test)?;
+        Ok(message.to_io_body())
     }
 
     /// Applies a profile answer; `Ok(Allowed)` means go on and send.

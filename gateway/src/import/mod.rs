@@ -1,10 +1,11 @@
 //! Local registry files into queued messages: `io-gateway import` and the watch folders.
 //!
 //! A file is read as a stream by its `connectors` reader; each record becomes one IO
-//! message through a template (every language the template has is rendered: Italian is
-//! the body sent by default, the others travel as variants chosen at delivery by the
-//! citizen's preferred language), is validated against IO's limits, and is queued in
-//! batches by a second thread, so reading and SQLite share the two cores.
+//! message through a template. Every language the template has is rendered and validated
+//! against IO's limits; the queue keeps the record's values and the template (a
+//! `recipe`), and delivery renders the message in the citizen's preferred language once
+//! IO's profile answer names it (Italian otherwise). Batches are written by a second
+//! thread, so reading and SQLite share the two cores.
 //!
 //! Nothing is lost and nothing is doubled:
 //! * every record has a dedup key (creditor + notice number for a payment, campaign + fiscal
@@ -18,6 +19,7 @@
 //!   not queued; running it again later queues exactly those.
 
 mod progress;
+pub mod recipe;
 mod report;
 pub mod watch;
 
@@ -34,7 +36,8 @@ use connectors::gpd::{self, NoticeCheck};
 use connectors::mapped_csv::{MappedRows, Mapping};
 use connectors::message::NewMessage;
 use connectors::payment::{PaymentNotice, RecordError};
-use connectors::template::{self, Fields, Kind, Language, Template, Value};
+use connectors::template::{self, Kind, Language, Template};
+use recipe::Recipe;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::File;
@@ -118,6 +121,8 @@ pub struct Request {
 pub struct Job {
     pub format: Format,
     pub template: Template,
+    /// The template file's text, stored with the messages it renders.
+    pub template_text: String,
     pub service: ServiceName,
     pub institution: OrgFiscalCode,
     pub mapping: Option<Mapping>,
@@ -162,7 +167,7 @@ impl Job {
             (None, true, Campaign::PaperCard) => "carta-identita-cartacea".into(),
             (None, false, _) => return Err("a payment import needs a template: --template NAME".into()),
         };
-        let template = load_template(config, &template_name)?;
+        let (template, template_text) = load_template(config, &template_name)?;
         let kind = if format.is_anpr() { Kind::IdCard } else { Kind::Payment };
         if template.kind() != kind {
             return Err(format!(
@@ -188,6 +193,7 @@ impl Job {
         Ok(Job {
             format,
             template,
+            template_text,
             service: (*service).clone(),
             institution: (*institution).clone(),
             mapping,
@@ -213,8 +219,8 @@ fn kind_name(kind: Kind) -> &'static str {
     }
 }
 
-/// A template by name (`<[import] templates>/<name>.toml`) or by path.
-pub fn load_template(config: &Config, name: &str) -> Result<Template, String> {
+/// A template by name (`<[import] templates>/<name>.toml`) or by path, and its text.
+pub fn load_template(config: &Config, name: &str) -> Result<(Template, String), String> {
     let path = if name.contains('/') || name.ends_with(".toml") {
         PathBuf::from(name)
     } else {
@@ -227,7 +233,8 @@ pub fn load_template(config: &Config, name: &str) -> Result<Template, String> {
     };
     let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read template {}: {e}", path.display()))?;
     let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or(name);
-    Template::parse(stem, &text).map_err(|e| format!("template {}: {e}", path.display()))
+    let template = Template::parse(stem, &text).map_err(|e| format!("template {}: {e}", path.display()))?;
+    Ok((template, text))
 }
 
 /// Where the messages go.
@@ -318,8 +325,10 @@ pub fn run(
     report.set_location_name(job.format.location_name());
     let (stage, writer) = match sink {
         Sink::Queue { database, limits } => {
-            let importer = Importer::open(database, limits).map_err(|e| e.to_string())?;
-            let (stage, writer) = Stage::queueing(importer);
+            let mut importer = Importer::open(database, limits).map_err(|e| e.to_string())?;
+            let template =
+                importer.store_template(job.template.name(), &job.template_text).map_err(|e| e.to_string())?;
+            let (stage, writer) = Stage::queueing(importer, template);
             (stage, Some(writer))
         }
         Sink::DryRun { database } => {
@@ -461,19 +470,9 @@ impl Builder<'_> {
         if self.stage.stopped() {
             return;
         }
-        let job = self.job;
-        let built =
-            template::payment_message(&job.template, &notice, Language::It, job.test_recipient).and_then(|message| {
-                let variants = self.variants(|language| {
-                    template::payment_message(&job.template, &notice, language, job.test_recipient)
-                })?;
-                Ok((message, variants))
-            });
-        match built {
-            Ok((message, variants)) => {
-                let key = format!("payment:{}", notice.dedup_key());
-                self.message(message, variants, key);
-            }
+        let recipe = Recipe::payment(&notice);
+        match recipe.validate(&self.job.template, self.job.test_recipient) {
+            Ok(message) => self.message(&message, &recipe, format!("payment:{}", notice.dedup_key())),
             Err(error) => {
                 let record = format!("notice {}", notice.notice_number.as_str());
                 self.fail(None, &record, error_field(&error), &error.to_string());
@@ -504,68 +503,35 @@ impl Builder<'_> {
             Ok(code) => code,
             Err(e) => return self.fail(Some(resident.location), "", "codiceFiscale", &e.to_string()),
         };
-        let mut fields = Fields::new();
-        fields.set("name", Value::Text(resident.name.clone().unwrap_or_default()));
-        fields.set("surname", Value::Text(resident.surname.clone().unwrap_or_default()));
-        fields.set("valid_until", Value::Date(reminder.valid_until));
-        if let Some(card) = &resident.id_card {
-            fields.set("card_number", Value::Text(card.number.clone()));
-            if let Some(issued) = card.issued {
-                fields.set("issued", Value::Date(issued));
-            }
-        }
-        let due = (reminder.valid_until >= job.today).then_some(reminder.valid_until);
-        let build = |language| template::id_card_message(&job.template, fiscal_code.clone(), &fields, due, language);
-        let built = build(Language::It).and_then(|message| Ok((message, self.variants(build)?)));
-        match built {
-            Ok((message, variants)) => {
-                let key = reminder.dedup_key(fiscal_code.as_str());
-                self.message(message, variants, key);
-            }
+        let recipe = Recipe::id_card(&resident, &fiscal_code, &reminder, job.today);
+        match recipe.validate(&job.template, job.test_recipient) {
+            Ok(message) => self.message(&message, &recipe, reminder.dedup_key(fiscal_code.as_str())),
             Err(error) => self.fail(Some(resident.location), "", error_field(&error), &error.to_string()),
         }
     }
 
-    /// The template's other languages as JSON `{"en": {"subject": ..., "markdown": ...}}`.
-    fn variants(
-        &self,
-        build: impl Fn(Language) -> Result<NewMessage, template::MessageError>,
-    ) -> Result<Option<Vec<u8>>, template::MessageError> {
-        let mut variants = serde_json::Map::new();
-        for language in self.job.template.languages() {
-            if language == Language::It {
-                continue;
-            }
-            let message = build(language)?;
-            let content = message.content();
-            variants.insert(
-                language.as_str().into(),
-                serde_json::json!({ "subject": content.subject(), "markdown": content.markdown() }),
-            );
-        }
-        Ok((!variants.is_empty()).then(|| serde_json::Value::Object(variants).to_string().into_bytes()))
-    }
-
-    fn message(&mut self, message: NewMessage, variants: Option<Vec<u8>>, dedup_key: String) {
+    /// Queues a validated message (its Italian rendering is `message`) as its recipe.
+    fn message(&mut self, message: &NewMessage, recipe: &Recipe, dedup_key: String) {
         self.outcome.messages += 1;
         if self.outcome.sample.is_none() {
-            self.outcome.sample = Some(sample(&message, variants.as_deref()));
+            self.outcome.sample = Some(sample(message, &self.job.template));
         }
-        if let Stage::DryRun(Some(importer)) = &self.stage {
-            if importer.contains(&dedup_key).unwrap_or(false) {
-                self.outcome.duplicates += 1;
+        let template = match &mut self.stage {
+            Stage::DryRun(importer) => {
+                if importer.as_ref().is_some_and(|i| i.contains(&dedup_key).unwrap_or(false)) {
+                    self.outcome.duplicates += 1;
+                }
+                return;
             }
-        }
-        if matches!(self.stage, Stage::DryRun(_)) {
-            return;
-        }
+            Stage::Queue { template, .. } => *template,
+        };
         self.batch.push(ImportedMessage {
             institution: self.job.institution.clone(),
             service: self.job.service.clone(),
             fiscal_code: message.fiscal_code().clone(),
             priority: self.job.priority,
-            body: message.to_io_body(),
-            variants,
+            template,
+            recipe: recipe.to_bytes(),
             dedup_key,
             source: self.source.clone(),
         });
@@ -606,7 +572,7 @@ fn error_field(error: &template::MessageError) -> &'static str {
 }
 
 /// One message as text, for `--dry-run`.
-fn sample(message: &NewMessage, variants: Option<&[u8]>) -> String {
+fn sample(message: &NewMessage, template: &Template) -> String {
     let content = message.content();
     let mut text = format!("to:       {}\nsubject:  {}\n", message.fiscal_code().redacted(), content.subject());
     if let Some(due) = content.due_date() {
@@ -620,11 +586,10 @@ fn sample(message: &NewMessage, variants: Option<&[u8]>) -> String {
             payment.payee.as_ref().map(|p| p.as_str()).unwrap_or("-")
         ));
     }
-    if let Some(variants) = variants.and_then(|v| serde_json::from_slice::<serde_json::Value>(v).ok()) {
-        if let Some(map) = variants.as_object() {
-            let languages: Vec<&str> = map.keys().map(String::as_str).collect();
-            text.push_str(&format!("also in:  {}\n", languages.join(", ")));
-        }
+    let others: Vec<&str> =
+        template.languages().into_iter().filter(|l| *l != Language::It).map(|l| l.as_str()).collect();
+    if !others.is_empty() {
+        text.push_str(&format!("also in:  {} (sent in the citizen's preferred language)\n", others.join(", ")));
     }
     text.push_str("markdown:\n");
     for line in content.markdown().lines() {
@@ -637,7 +602,12 @@ fn sample(message: &NewMessage, variants: Option<&[u8]>) -> String {
 
 /// Where built batches go: a writer thread, or nowhere (dry run).
 enum Stage {
-    Queue { batches: Option<mpsc::SyncSender<Vec<ImportedMessage>>>, stopped: Arc<AtomicBool> },
+    Queue {
+        batches: Option<mpsc::SyncSender<Vec<ImportedMessage>>>,
+        stopped: Arc<AtomicBool>,
+        /// The digest the job's template is stored under.
+        template: [u8; 32],
+    },
     DryRun(Option<Importer>),
 }
 
@@ -661,7 +631,7 @@ impl WriterThread {
 }
 
 impl Stage {
-    fn queueing(mut importer: Importer) -> (Stage, WriterThread) {
+    fn queueing(mut importer: Importer, template: [u8; 32]) -> (Stage, WriterThread) {
         let (batches, received) = mpsc::sync_channel::<Vec<ImportedMessage>>(4);
         let stopped = Arc::new(AtomicBool::new(false));
         let stop = Arc::clone(&stopped);
@@ -684,7 +654,7 @@ impl Stage {
             }
             result
         });
-        (Stage::Queue { batches: Some(batches), stopped }, WriterThread { thread })
+        (Stage::Queue { batches: Some(batches), stopped, template }, WriterThread { thread })
     }
 
     fn dry_run(importer: Option<Importer>) -> Stage {

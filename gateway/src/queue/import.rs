@@ -28,10 +28,10 @@ pub struct ImportedMessage {
     pub service: ServiceName,
     pub fiscal_code: FiscalCode,
     pub priority: Priority,
-    /// The JSON body exactly as it will be sent to IO (the template's Italian text).
-    pub body: Vec<u8>,
-    /// The content in the template's other languages (JSON), if it has any.
-    pub variants: Option<Vec<u8>>,
+    /// The template (see [`Importer::store_template`]) and the record's values: the
+    /// message is rendered from them when it is sent.
+    pub template: [u8; 32],
+    pub recipe: Vec<u8>,
     /// The record's stable identity: the same record imported again has the same key.
     pub dedup_key: String,
     /// Which file it came from, e.g. `gpd:tari_2025.zip`.
@@ -84,16 +84,13 @@ impl Importer {
         let sql = format!("SELECT COUNT(*) FROM messages WHERE state IN ({})", State::pending_sql_list());
         let pending: i64 = tx.query_row(&sql, [], |r| r.get(0)).map_err(storage("counting pending messages"))?;
         let pending = u64::try_from(pending).unwrap_or(0);
-        if pending + batch.len() as u64 > self.max_queued {
-            return Err(QueueError::Full { pending, limit: self.max_queued });
-        }
         let mut outcome = BatchOutcome::default();
         {
             let mut insert = tx
                 .prepare_cached(
                     "INSERT INTO messages (id, institution, service, client, fiscal_code, priority, state, body,
-                                           accepted_at, state_changed_at, dedup_key, source, variants)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10, ?11, ?12)
+                                           accepted_at, state_changed_at, dedup_key, source, template, recipe)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, X'', ?8, ?8, ?9, ?10, ?11, ?12)
                      ON CONFLICT DO NOTHING",
                 )
                 .map_err(storage("preparing an import insert"))?;
@@ -108,11 +105,11 @@ impl Importer {
                         message.fiscal_code.as_str(),
                         message.priority.as_sql(),
                         State::Queued.as_sql(),
-                        message.body,
                         now,
                         message.dedup_key,
                         message.source,
-                        message.variants,
+                        &message.template[..],
+                        message.recipe,
                     ])
                     .map_err(storage("inserting an imported message"))?;
                 if written == 1 {
@@ -122,8 +119,26 @@ impl Importer {
                 }
             }
         }
+        // Duplicates take no room: only what this batch really adds counts against the limit.
+        if pending + outcome.inserted > self.max_queued {
+            return Err(QueueError::Full { pending, limit: self.max_queued });
+        }
         tx.commit().map_err(storage("committing an import batch"))?;
         Ok(outcome)
+    }
+
+    /// Keeps a template's text (once per distinct text) and returns its digest, the key
+    /// imported messages refer to it by.
+    pub fn store_template(&mut self, name: &str, text: &str) -> Result<[u8; 32], QueueError> {
+        let digest = template_digest(text);
+        self.conn
+            .execute(
+                "INSERT INTO templates (digest, name, text, stored_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT DO NOTHING",
+                rusqlite::params![&digest[..], name, text, now_millis()],
+            )
+            .map_err(|source| QueueError::Storage { operation: "storing a template", source })?;
+        Ok(digest)
     }
 
     /// Whether a record with this dedup key is already queued (for `--dry-run`).
@@ -134,6 +149,14 @@ impl Importer {
             .map_err(|source| QueueError::Storage { operation: "looking up a dedup key", source })?;
         stmt.exists([dedup_key]).map_err(|source| QueueError::Storage { operation: "looking up a dedup key", source })
     }
+}
+
+/// The SHA-256 of a template's text.
+pub fn template_digest(text: &str) -> [u8; 32] {
+    let digest = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest.as_ref());
+    out
 }
 
 fn free_disk_bytes(directory: &Path) -> u64 {

@@ -36,7 +36,7 @@ mod schema;
 mod state;
 mod writer;
 
-pub use import::{BatchOutcome, ImportedMessage, Importer, IMPORT_CLIENT};
+pub use import::{template_digest, BatchOutcome, ImportedMessage, Importer, IMPORT_CLIENT};
 pub use schema::{MigrationError, CURRENT_VERSION};
 pub use state::{Priority, State};
 pub use writer::MAX_WAITING;
@@ -132,10 +132,19 @@ pub struct StoredMessage {
     pub io_message_id: Option<String>,
     pub io_status: Option<String>,
     pub last_error: Option<String>,
-    /// Imported messages: the content in the template's other languages (JSON).
-    pub variants: Option<Vec<u8>>,
+    /// Imported messages: what to render at send time (their `body` is empty).
+    pub recipe: Option<Recipe>,
     /// Imported messages: the file they came from (`format:name`).
     pub source: Option<String>,
+}
+
+/// An imported message before rendering: the record's values and the template they fill.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recipe {
+    /// SHA-256 of the template's text, its key in the `templates` table.
+    pub template: [u8; 32],
+    /// The record's values (JSON, see `import::recipe`).
+    pub data: Vec<u8>,
 }
 
 /// A state change asked of the queue. It happens only if the message is still in
@@ -287,6 +296,22 @@ impl Queue {
         .map_err(|_| QueueError::Closed)?
     }
 
+    /// A stored template's name and text by the SHA-256 of its text.
+    pub async fn template(&self, digest: [u8; 32]) -> Result<Option<(String, String)>, QueueError> {
+        let reader = Arc::clone(&self.reader);
+        tokio::task::spawn_blocking(move || {
+            let conn = reader.lock().map_err(|_| QueueError::Closed)?;
+            let mut stmt = conn
+                .prepare_cached("SELECT name, text FROM templates WHERE digest = ?1")
+                .map_err(|source| QueueError::Storage { operation: "reading a template", source })?;
+            stmt.query_row([&digest[..]], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+                .map_err(|source| QueueError::Storage { operation: "reading a template", source })
+        })
+        .await
+        .map_err(|_| QueueError::Closed)?
+    }
+
     /// Stops the writer after everything already submitted is committed.
     pub fn close(&self) {
         self.checkpointer.stop();
@@ -333,7 +358,7 @@ fn recover_interrupted_sends(conn: &mut Connection) -> Result<usize, QueueError>
 }
 
 const MESSAGE_COLUMNS: &str = "id, institution, service, client, fiscal_code, priority, state, body, accepted_at,
-    state_changed_at, attempts, io_message_id, io_status, last_error, variants, source";
+    state_changed_at, attempts, io_message_id, io_status, last_error, template, recipe, source";
 
 fn read_message(conn: &Connection, id: MessageId) -> Result<Option<StoredMessage>, QueueError> {
     let storage = |source| QueueError::Storage { operation: "reading a message", source };
@@ -371,7 +396,7 @@ type RawRow = (
     (i64, String, Vec<u8>),
     (i64, i64, i64),
     (Option<String>, Option<String>, Option<String>),
-    (Option<Vec<u8>>, Option<String>),
+    (Option<Vec<u8>>, Option<Vec<u8>>, Option<String>),
 );
 
 fn raw_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
@@ -381,7 +406,7 @@ fn raw_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
         (r.get(5)?, r.get(6)?, r.get(7)?),
         (r.get(8)?, r.get(9)?, r.get(10)?),
         (r.get(11)?, r.get(12)?, r.get(13)?),
-        (r.get(14)?, r.get(15)?),
+        (r.get(14)?, r.get(15)?, r.get(16)?),
     ))
 }
 
@@ -408,8 +433,14 @@ fn stored_message(row: RawRow) -> Result<StoredMessage, QueueError> {
         io_message_id: io.0,
         io_status: io.1,
         last_error: io.2,
-        variants: import.0,
-        source: import.1,
+        recipe: match (import.0, import.1) {
+            (Some(template), Some(data)) => Some(Recipe {
+                template: template.try_into().map_err(|_| corrupt(format!("template digest of message {id}")))?,
+                data,
+            }),
+            _ => None,
+        },
+        source: import.2,
     })
 }
 

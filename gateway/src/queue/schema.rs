@@ -42,13 +42,22 @@ const MIGRATIONS: &[&str] = &[
     // 2: what delivery asks for: an institution's messages in a state, by priority.
     "CREATE INDEX messages_due ON messages (institution, state, priority, seq);",
     // 3: imported messages. `dedup_key` makes a re-import of the same record a no-op;
-    // `source` says which file (format and name) a message came from; `variants` holds
-    // the rendered content in the template's other languages (JSON), chosen at delivery
-    // by the citizen's preferred language.
+    // `source` says which file (format and name) it came from. An imported message is
+    // stored as a recipe — the record's values (`recipe`, JSON) and the template they
+    // fill (`template`, the SHA-256 of its text in `templates`) — and rendered when it
+    // is sent, in the citizen's preferred language; its `body` stays empty. Templates
+    // are kept as they were at import, so editing a file never changes queued messages.
     "ALTER TABLE messages ADD COLUMN dedup_key TEXT;
     ALTER TABLE messages ADD COLUMN source TEXT;
-    ALTER TABLE messages ADD COLUMN variants BLOB;
-    CREATE UNIQUE INDEX messages_dedup ON messages (dedup_key) WHERE dedup_key IS NOT NULL;",
+    ALTER TABLE messages ADD COLUMN template BLOB;
+    ALTER TABLE messages ADD COLUMN recipe BLOB;
+    CREATE UNIQUE INDEX messages_dedup ON messages (dedup_key) WHERE dedup_key IS NOT NULL;
+    CREATE TABLE templates (
+        digest     BLOB    PRIMARY KEY,
+        name       TEXT    NOT NULL,
+        text       TEXT    NOT NULL,
+        stored_at  INTEGER NOT NULL
+    );",
 ];
 
 /// The schema version this build writes.

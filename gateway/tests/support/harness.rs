@@ -19,6 +19,8 @@ pub const BLOCKS_US: &str = "SPSNMR79L71F839Q";
 
 pub struct Harness {
     pub dir: tempfile::TempDir,
+    /// The gateway's configuration, as text.
+    pub config: String,
     pub sandbox: Sandbox,
     pub addr: SocketAddr,
     pub stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -94,7 +96,7 @@ first_poll_after_seconds = 1
     let task = tokio::spawn(prepared.run(async {
         let _ = stopped.await;
     }));
-    Harness { dir, sandbox, addr, stop: Some(stop), task }
+    Harness { dir, config, sandbox, addr, stop: Some(stop), task }
 }
 
 impl Harness {
