@@ -425,3 +425,22 @@ fn watch_folders_import_settled_files_and_move_them() {
     let (status, _) = gateway.terminate();
     assert!(status.success());
 }
+
+#[test]
+fn check_config_reports_a_watch_folder_whose_template_is_broken() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("broken.toml"), "kind = \"payment\"\n[it]\nsubject = \"{{amount\"\n").unwrap();
+    let watch = format!(
+        "[[import.watch]]\ndirectory = \"{}/w\"\nformat = \"gpd\"\ntemplate = \"{}/broken.toml\"\nservice = \"tari\"\n\
+         [[import.watch]]\ndirectory = \"{}/x\"\nformat = \"govpay\"\ntemplate = \"missing\"\nservice = \"tari\"\n",
+        dir.path().display(),
+        dir.path().display(),
+        dir.path().display()
+    );
+    let config = write_config(dir.path(), "", &watch);
+    let out = Command::new(support::binary()).arg("check-config").arg("--config").arg(&config).output().unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("import.watch[0].template"), "{stderr}");
+    assert!(stderr.contains("import.watch[1].template: cannot read"), "{stderr}");
+}

@@ -44,6 +44,50 @@ pub struct WatchFolder {
     pub settle: Duration,
 }
 
+impl Import {
+    /// Where the template `name` is: a path as given when it looks like one (a `/` or a
+    /// `.toml` ending), otherwise `<templates>/<name>.toml`.
+    pub fn template_path(&self, name: &str) -> Result<PathBuf, String> {
+        if name.contains('/') || name.ends_with(".toml") {
+            return Ok(PathBuf::from(name));
+        }
+        match &self.templates {
+            Some(dir) => Ok(dir.join(format!("{name}.toml"))),
+            None => Err(format!(
+                "template {name:?}: no templates directory is configured ([import] templates); give a path instead"
+            )),
+        }
+    }
+
+    /// The template a watch folder uses (ANPR folders default by campaign).
+    pub fn watch_template(folder: &WatchFolder) -> Option<String> {
+        match (&folder.template, folder.campaign.as_deref()) {
+            (Some(name), _) => Some(name.clone()),
+            (None, _) if !folder.format.starts_with("anpr") => None,
+            (None, Some("paper-id-card")) => Some("carta-identita-cartacea".into()),
+            (None, _) => Some("carta-identita".into()),
+        }
+    }
+}
+
+/// Problems with the files `[import]` names: every watch folder's template must exist
+/// and parse (a folder would otherwise reject every file dropped into it).
+pub(super) fn check_files(import: &Import) -> Vec<super::Problem> {
+    let mut problems = Vec::new();
+    for (i, folder) in import.watch.iter().enumerate() {
+        let Some(name) = Import::watch_template(folder) else { continue };
+        let location = format!("import.watch[{i}].template");
+        let checked = import.template_path(&name).and_then(|path| {
+            let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            connectors::template::Template::parse(&name, &text).map(|_| ()).map_err(|e| e.to_string())
+        });
+        if let Err(message) = checked {
+            problems.push(super::Problem { location, message });
+        }
+    }
+    problems
+}
+
 pub(super) const FORMATS: &[&str] = &["gpd", "govpay", "csv", "anpr-xml", "anpr-csv"];
 pub(super) const CAMPAIGNS: &[&str] = &["id-card-expiring", "paper-id-card"];
 

@@ -64,8 +64,15 @@ impl Config {
         let raw = parse_raw(&text)?;
         let environment = check_environment(&raw);
         match typed::build(raw) {
-            Ok(config) if environment.is_empty() => Ok(config),
-            Ok(_) => Err(ConfigError::Invalid { problems: environment }),
+            Ok(config) => {
+                let mut problems = environment;
+                problems.extend(import::check_files(&config.import));
+                if problems.is_empty() {
+                    Ok(config)
+                } else {
+                    Err(ConfigError::Invalid { problems })
+                }
+            }
             Err(mut problems) => {
                 problems.extend(environment);
                 Err(ConfigError::Invalid { problems })

@@ -42,7 +42,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, SeekFrom};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 
@@ -221,16 +221,7 @@ fn kind_name(kind: Kind) -> &'static str {
 
 /// A template by name (`<[import] templates>/<name>.toml`) or by path, and its text.
 pub fn load_template(config: &Config, name: &str) -> Result<(Template, String), String> {
-    let path = if name.contains('/') || name.ends_with(".toml") {
-        PathBuf::from(name)
-    } else {
-        let Some(dir) = &config.import.templates else {
-            return Err(format!(
-                "template {name:?}: no templates directory is configured ([import] templates); give a path instead"
-            ));
-        };
-        dir.join(format!("{name}.toml"))
-    };
+    let path = config.import.template_path(name)?;
     let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read template {}: {e}", path.display()))?;
     let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or(name);
     let template = Template::parse(stem, &text).map_err(|e| format!("template {}: {e}", path.display()))?;

@@ -8,7 +8,7 @@
 use connectors::anpr::Resident;
 use connectors::campaign::IdCardReminder;
 use connectors::domain::{EuroCents, FiscalCode, NoticeNumber, TestRecipient};
-use connectors::message::NewMessage;
+use connectors::message::{Content, NewMessage};
 use connectors::payment::PaymentNotice;
 use connectors::template::{self, Fields, Language, MessageError, Template, Value};
 use jiff::civil::Date;
@@ -104,30 +104,24 @@ impl Recipe {
     }
 
     /// Renders every language of `template`: the Italian message, or the first problem.
+    /// Languages differ only in subject and markdown, so the others are rendered and
+    /// checked against IO's limits without building whole messages again.
     pub fn validate(&self, template: &Template, test: TestRecipient) -> Result<NewMessage, MessageError> {
-        let italian = match self {
+        let (italian, fields) = match self {
             Recipe::Payment(p) => {
                 let notice = p.notice().map_err(MessageError::Recipient)?;
                 let italian = template::payment_message(template, &notice, Language::It, test)?;
-                for language in other_languages(template) {
-                    template::payment_message(template, &notice, language, test)?;
-                }
-                italian
+                (italian, template::payment_fields(&notice))
             }
-            Recipe::IdCard(card) => {
-                let italian = card.render(template, Language::It, test)?;
-                for language in other_languages(template) {
-                    card.render(template, language, test)?;
-                }
-                italian
-            }
+            Recipe::IdCard(card) => (card.render(template, Language::It, test)?, card.fields()),
         };
+        for language in template.languages().into_iter().filter(|l| *l != Language::It) {
+            let rendered = template.render(language, &fields)?;
+            Content::new(rendered.subject, rendered.markdown, None, None)
+                .map_err(|violations| MessageError::Invalid { language, violations })?;
+        }
         Ok(italian)
     }
-}
-
-fn other_languages(template: &Template) -> impl Iterator<Item = Language> {
-    template.languages().into_iter().filter(|l| *l != Language::It)
 }
 
 impl Payment {
@@ -155,6 +149,10 @@ impl IdCard {
     fn render(&self, template: &Template, language: Language, test: TestRecipient) -> Result<NewMessage, MessageError> {
         let fiscal_code =
             FiscalCode::parse(&self.fiscal_code, test).map_err(|e| MessageError::Recipient(e.to_string()))?;
+        template::id_card_message(template, fiscal_code, &self.fields(), self.due, language)
+    }
+
+    fn fields(&self) -> Fields {
         let mut fields = Fields::new();
         fields
             .set("name", Value::Text(self.name.clone()))
@@ -166,7 +164,7 @@ impl IdCard {
         if let Some(issued) = self.issued {
             fields.set("issued", Value::Date(issued));
         }
-        template::id_card_message(template, fiscal_code, &fields, self.due, language)
+        fields
     }
 }
 
