@@ -444,3 +444,34 @@ fn check_config_reports_a_watch_folder_whose_template_is_broken() {
     assert!(stderr.contains("import.watch[0].template"), "{stderr}");
     assert!(stderr.contains("import.watch[1].template: cannot read"), "{stderr}");
 }
+
+#[test]
+fn a_watch_folder_waits_for_a_file_that_is_still_growing() {
+    let dir = tempfile::tempdir().unwrap();
+    let watch = dir.path().join("tari");
+    let watch_section = format!(
+        "[[import.watch]]\ndirectory = \"{}\"\nformat = \"gpd\"\ntemplate = \"tari\"\nservice = \"tari\"\nsettle_seconds = 2\n",
+        watch.display()
+    );
+    let config = write_config(dir.path(), "", &watch_section);
+    let gateway = Gateway::start_with(dir.path(), &config);
+    eventually("the inbox", || watch.join("inbox").is_dir());
+
+    // Copied in two parts one second apart, under its final name: half a GPD upload
+    // would be rejected as truncated, so the file must be taken only once whole.
+    let text = std::fs::read(shared("samples/gpd_tari_2025.json")).unwrap();
+    let target = watch.join("inbox/slow.json");
+    std::fs::write(&target, &text[..text.len() / 2]).unwrap();
+    std::thread::sleep(Duration::from_millis(1000));
+    assert!(target.exists(), "taken before it settled");
+    let mut file = std::fs::OpenOptions::new().append(true).open(&target).unwrap();
+    std::io::Write::write_all(&mut file, &text[text.len() / 2..]).unwrap();
+    drop(file);
+
+    eventually("the file in done/", || watch.join("done/slow.json").exists());
+    assert!(!watch.join("rejected/slow.json").exists());
+    let summary = std::fs::read_to_string(watch.join("done/slow.json.summary.txt")).unwrap();
+    assert!(summary.contains("queued:          7"), "{summary}");
+    let (status, _) = gateway.terminate();
+    assert!(status.success());
+}
