@@ -5,7 +5,7 @@ use clap::{Parser, Subcommand};
 use gateway::api::Stopped;
 use gateway::config::Config;
 use gateway::sandbox::{Sandbox, SandboxConfig};
-use gateway::{auth, import, logging, server, shutdown};
+use gateway::{auth, import, logging, operator, server, shutdown};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -52,11 +52,78 @@ enum Command {
     /// record twice. Exit status: 0 all queued; 2 some rows rejected (see the report);
     /// 1 the file is incomplete or the queue refused messages; 78 bad configuration.
     Import(ImportArgs),
+    /// One screen: is the daemon answering, what waits and why, outcomes, disk.
+    Status {
+        #[arg(long, short, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// List, inspect and move queued messages (safe while the daemon runs).
+    Queue {
+        #[arg(long, short, value_name = "FILE", global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: QueueCommand,
+    },
+    /// Messages in final states as CSV (stdout), with who needs paper or PEC.
+    Outcomes {
+        #[arg(long, short, value_name = "FILE")]
+        config: PathBuf,
+        /// Only these outcomes (e.g. not_on_io,sender_not_allowed); default: all final.
+        #[arg(long, value_delimiter = ',')]
+        state: Vec<String>,
+        /// Only messages that reached their outcome on or after this day.
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        since: Option<jiff::civil::Date>,
+    },
     /// Run the IO sandbox: a simulator of IO's Services API for tests and demos.
     Sandbox {
         #[arg(long, short, value_name = "FILE")]
         config: PathBuf,
     },
+}
+
+#[derive(Subcommand)]
+enum QueueCommand {
+    /// Messages with their state, age, attempts and why they wait.
+    List {
+        #[command(flatten)]
+        filter: FilterArgs,
+    },
+    /// One message and its whole history.
+    Show { id: String },
+    /// Send now: held, ambiguous or waiting messages become due at once.
+    Retry(Targets),
+    /// Set messages aside until released.
+    Hold(Targets),
+    /// Give held messages back to delivery.
+    Release(Targets),
+    /// Never send these messages (final).
+    Cancel(Targets),
+}
+
+#[derive(clap::Args)]
+struct FilterArgs {
+    /// Only these states (comma-separated, e.g. held,ambiguous).
+    #[arg(long, value_delimiter = ',')]
+    state: Vec<String>,
+    #[arg(long)]
+    service: Option<String>,
+    /// Only messages accepted at least this long ago: 30m, 2h, 3d.
+    #[arg(long, value_name = "AGE")]
+    older_than: Option<String>,
+    #[arg(long, default_value_t = 100)]
+    limit: usize,
+}
+
+#[derive(clap::Args)]
+struct Targets {
+    /// Message ids.
+    ids: Vec<String>,
+    /// Every message matching the filter instead of ids.
+    #[arg(long, conflicts_with = "ids")]
+    all: bool,
+    #[command(flatten)]
+    filter: FilterArgs,
 }
 
 #[derive(clap::Args)]
@@ -104,6 +171,15 @@ fn main() -> ExitCode {
         Command::CheckConfig { config } => check_config(&config),
         Command::ClientKey => client_key(),
         Command::Import(args) => import_file(args),
+        Command::Status { config } => with_config(&config, |config| print_result(operator::status(config))),
+        Command::Outcomes { config, state, since } => with_config(&config, |config| outcomes(config, &state, since)),
+        Command::Queue { config, command } => match config {
+            Some(config) => with_config(&config, |config| queue(config, command)),
+            None => {
+                eprintln!("queue: --config FILE is required");
+                ExitCode::from(EXIT_CONFIG)
+            }
+        },
         Command::Sandbox { config } => sandbox(&config),
         Command::Demo { keep } => demo(keep),
         Command::Run { config, verbose, worker_threads } => {
@@ -142,6 +218,141 @@ fn check_config(path: &std::path::Path) -> ExitCode {
         Err(e) => {
             eprintln!("{}: {e}", path.display());
             ExitCode::from(EXIT_CONFIG)
+        }
+    }
+}
+
+/// Loads the configuration (exit 78 if it is bad) and runs `f` with it.
+fn with_config(path: &std::path::Path, f: impl FnOnce(&Config) -> ExitCode) -> ExitCode {
+    match Config::load(path) {
+        Ok(config) => f(&config),
+        Err(e) => {
+            eprintln!("{}: {e}", path.display());
+            ExitCode::from(EXIT_CONFIG)
+        }
+    }
+}
+
+fn print_result(result: Result<String, String>) -> ExitCode {
+    match result {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn queue(config: &Config, command: QueueCommand) -> ExitCode {
+    use gateway::queue::admin::Action;
+    let (action, targets) = match command {
+        QueueCommand::List { filter } => {
+            return match filter_of(&filter) {
+                Ok(filter) => print_result(operator::list(config, &filter)),
+                Err(e) => usage(&e),
+            }
+        }
+        QueueCommand::Show { id } => {
+            return match id.parse() {
+                Ok(id) => print_result(operator::show(config, id)),
+                Err(_) => usage(&format!("{id:?} is not a message id")),
+            }
+        }
+        QueueCommand::Retry(t) => (Action::Retry, t),
+        QueueCommand::Hold(t) => (Action::Hold, t),
+        QueueCommand::Release(t) => (Action::Release, t),
+        QueueCommand::Cancel(t) => (Action::Cancel, t),
+    };
+    let ids: Result<Vec<gateway::queue::MessageId>, String> = if targets.all {
+        let filter = match filter_of(&targets.filter) {
+            Ok(filter) => filter,
+            Err(e) => return usage(&e),
+        };
+        gateway::queue::admin::Admin::open(&config.storage.path)
+            .and_then(|admin| admin.list(&filter))
+            .map(|rows| rows.into_iter().map(|r| r.id).collect())
+            .map_err(|e| e.to_string())
+    } else if targets.ids.is_empty() {
+        return usage("name message ids, or --all with filters");
+    } else {
+        targets.ids.iter().map(|id| id.parse().map_err(|_| format!("{id:?} is not a message id"))).collect()
+    };
+    let ids = match ids {
+        Ok(ids) => ids,
+        Err(e) => return usage(&e),
+    };
+    match operator::act(config, action, &ids) {
+        Ok((text, all)) => {
+            print!("{text}");
+            if all {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            }
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn filter_of(args: &FilterArgs) -> Result<gateway::queue::admin::Filter, String> {
+    let states = args
+        .state
+        .iter()
+        .map(|s| gateway::queue::State::from_sql(s).ok_or_else(|| format!("{s:?} is not a state")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let older_than_ms = args.older_than.as_deref().map(parse_age).transpose()?;
+    Ok(gateway::queue::admin::Filter {
+        states,
+        service: args.service.clone(),
+        older_than_ms,
+        id: None,
+        limit: Some(args.limit),
+    })
+}
+
+/// "30m", "2h", "3d" in milliseconds.
+fn parse_age(text: &str) -> Result<i64, String> {
+    let bad = || format!("{text:?} is not an age: use e.g. 30m, 2h, 3d");
+    let (number, unit) = text.split_at(text.len().saturating_sub(1));
+    let number: i64 = number.parse().map_err(|_| bad())?;
+    let unit = match unit {
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return Err(bad()),
+    };
+    Ok(number.saturating_mul(unit))
+}
+
+fn usage(message: &str) -> ExitCode {
+    eprintln!("{message}");
+    ExitCode::from(2)
+}
+
+fn outcomes(config: &Config, states: &[String], since: Option<jiff::civil::Date>) -> ExitCode {
+    let states = match states
+        .iter()
+        .map(|s| gateway::queue::State::from_sql(s).filter(|s| s.is_final()).ok_or(s))
+        .collect::<Result<Vec<_>, _>>()
+    {
+        Ok(states) => states,
+        Err(s) => return usage(&format!("{s:?} is not a final state")),
+    };
+    let since =
+        since.and_then(|day| day.to_zoned(jiff::tz::TimeZone::system()).ok()).map(|z| z.timestamp().as_millisecond());
+    let mut stdout = std::io::stdout().lock();
+    match operator::outcomes(config, &states, since, &mut stdout) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
         }
     }
 }

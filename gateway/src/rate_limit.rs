@@ -51,6 +51,14 @@ pub enum Budget {
 impl Budget {
     /// IO's default: 150 calls per 5 seconds.
     pub const IO_DEFAULT: Budget = Budget::Limited { calls: 150, window: Duration::from_secs(5) };
+
+    /// "150 calls per 5 s", for people.
+    pub fn describe(self) -> String {
+        match self {
+            Budget::Limited { calls, window } => format!("{calls} calls per {} s", window.as_secs()),
+            Budget::Unlimited => "unlimited".into(),
+        }
+    }
 }
 
 /// The calls made in the current window.

@@ -30,6 +30,7 @@
 //!   start-up was being sent when the process died: IO may or may not have it. It becomes
 //!   `ambiguous`, never silently `queued` again; the delivery policy decides what next.
 
+pub mod admin;
 mod checkpoint;
 mod import;
 mod schema;
