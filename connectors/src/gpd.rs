@@ -6,6 +6,13 @@
 //! its position is read. A zip is recognised by its first bytes, not by its name; its entry is
 //! decompressed as a stream.
 //!
+//! Positions are parsed straight from a sliding window over the input (serde_json on a slice,
+//! strings borrowed), much faster than through serde_json's reader. Anything this fast path
+//! does not expect (other keys, a position that is not an object, malformed or truncated JSON,
+//! a read error) hands the rest of the input to serde_json's streaming deserializer, from just
+//! after the last complete position and at the same line and column: the outcome, errors
+//! included, is the one serde_json alone would give.
+//!
 //! Errors come at two levels:
 //! - a payment option that cannot become a notice (bad notice number, amount that is not the
 //!   sum of its transfers, bad creditor...) is a [`RecordError`] in [`GpdSummary::errors`], and
@@ -23,12 +30,15 @@
 //! day of `dueDate`; installment `n` of `total` among the position's options with
 //! `isPartialPayment: true`, in file order; year from the `annoRiferimento` metadata.
 
+mod json;
 mod position;
+mod replay;
+mod window;
 
-use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
+use std::io::{self, Read, Seek, SeekFrom};
 
-use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde_json::Value;
+use json::{Json, Shallow};
+use window::{Resume, Window};
 
 use crate::payment::{PaymentNotice, RecordError};
 
@@ -114,7 +124,10 @@ pub fn read<R: Read + Seek>(
 
 /// A zip's local file header; an archive without entries starts with its end record.
 const ZIP_MAGIC: [&[u8]; 2] = [b"PK\x03\x04", b"PK\x05\x06"];
-const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+/// How deep a position may nest arrays and objects on the fast path (itself included): well
+/// within what the serde path accepts inside the array (serde_json's limit is 128 levels from
+/// the top, so 126 for a position), so the fast path never accepts what the serde path refuses.
+const FAST_DEPTH: usize = 100;
 
 /// Whether `input` starts with a zip signature; leaves `input` where it was.
 fn is_zip<R: Read + Seek>(input: &mut R) -> io::Result<bool> {
@@ -141,24 +154,76 @@ impl<F: FnMut(PaymentNotice)> Reader<F> {
         self.stream(entry)
     }
 
-    /// Streams the JSON in `source` to the end, handing each position to `self.position`.
+    /// Streams the JSON in `source` to the end: the fast path as long as the upload looks as
+    /// GPD writes it, then the serde path from the last checkpoint if anything else comes.
     fn stream<S: Read>(&mut self, source: S) -> Result<(), GpdError> {
-        let mut input = BufReader::new(Counted { inner: source, bytes: 0 });
-        open_object(&mut input)?;
-        let mut json = serde_json::Deserializer::from_reader(&mut input);
-        let found = Upload { reader: &mut *self }.deserialize(&mut json).and_then(|found| {
-            json.end()?;
-            Ok(found)
-        });
-        drop(json);
-        match found {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(GpdError::NoPaymentPositions),
-            Err(source) => Err(self.json_error(source, consumed(&input))),
+        let mut window = Window::new(source);
+        window.open_object()?;
+        match self.fast(&mut window) {
+            None => Ok(()),
+            Some(from) => self.replay(window.resume(from), from),
         }
     }
 
-    fn position(&mut self, position: &Value) {
+    /// Reads `{"paymentPositions": [{...}, ...]}`, each position parsed straight from the
+    /// window. Returns the checkpoint from which the serde path must go on if anything else
+    /// comes: other keys, a position that is not an object or not valid JSON, a truncated
+    /// file, a read error...
+    fn fast<S: Read>(&mut self, window: &mut Window<S>) -> Option<Resume> {
+        let opened =
+            window.token(b"{") && window.token(br#""paymentPositions""#) && window.token(b":") && window.token(b"[");
+        if !opened {
+            return Some(Resume::Start);
+        }
+        window.checkpoint();
+        let mut from = Resume::FirstPosition;
+        if !window.token(b"]") {
+            loop {
+                if window.blank_then_peek() != Some(b'{') || !self.fast_position(window) {
+                    return Some(from);
+                }
+                window.checkpoint();
+                from = Resume::NextPosition;
+                if window.token(b"]") {
+                    break;
+                }
+                if !window.token(b",") {
+                    return Some(from);
+                }
+            }
+        }
+        let closed = window.token(b"}") && window.at_end();
+        (!closed).then_some(from)
+    }
+
+    /// Parses the position that starts at the window's next byte and hands it on; false, with
+    /// nothing handed on, if it is not valid JSON, is truncated, or nests deeper than
+    /// [`FAST_DEPTH`].
+    fn fast_position<S: Read>(&mut self, window: &mut Window<S>) -> bool {
+        loop {
+            let parsed = {
+                let mut values = serde_json::Deserializer::from_slice(window.rest()).into_iter();
+                match values.next() {
+                    Some(Ok(Shallow::<FAST_DEPTH>(position))) => {
+                        self.position(&position);
+                        Some(values.byte_offset())
+                    }
+                    Some(Err(error)) if error.is_eof() => None,
+                    _ => return false,
+                }
+            };
+            match parsed {
+                Some(length) => {
+                    window.advance(length);
+                    return true;
+                }
+                None if window.fill() => {}
+                None => return false,
+            }
+        }
+    }
+
+    fn position(&mut self, position: &Json<'_>) {
         self.summary.positions += 1;
         for outcome in position::notices(self.summary.positions, position, self.check) {
             match outcome {
@@ -170,130 +235,6 @@ impl<F: FnMut(PaymentNotice)> Reader<F> {
                 Err(error) => self.summary.errors.push(error),
             }
         }
-    }
-
-    fn json_error(&self, source: serde_json::Error, offset: u64) -> GpdError {
-        let positions_read = self.summary.positions;
-        if source.is_io() {
-            GpdError::Read { positions_read, offset, source: source.into() }
-        } else {
-            GpdError::Json { positions_read, offset, source }
-        }
-    }
-}
-
-/// Skips a UTF-8 byte order mark and whitespace; what follows must open a JSON object.
-fn open_object<S: Read>(input: &mut BufReader<Counted<S>>) -> Result<(), GpdError> {
-    let read_error =
-        |source, input: &BufReader<Counted<S>>| GpdError::Read { positions_read: 0, offset: consumed(input), source };
-    match input.fill_buf() {
-        Ok(buffer) if buffer.starts_with(UTF8_BOM) => input.consume(UTF8_BOM.len()),
-        Ok(_) => {}
-        Err(source) => return Err(read_error(source, input)),
-    }
-    loop {
-        let buffer = match input.fill_buf() {
-            Ok(buffer) => buffer,
-            Err(source) => return Err(read_error(source, input)),
-        };
-        let blanks = buffer.iter().take_while(|byte| byte.is_ascii_whitespace()).count();
-        match buffer.get(blanks) {
-            Some(b'{') => {
-                input.consume(blanks);
-                return Ok(());
-            }
-            Some(_) => {
-                let start = &buffer[blanks..buffer.len().min(blanks + 16)];
-                return Err(GpdError::NotGpd { start: start.escape_ascii().to_string() });
-            }
-            None if buffer.is_empty() => return Err(GpdError::Empty),
-            None => input.consume(blanks),
-        }
-    }
-}
-
-/// Bytes of the JSON consumed so far: read from the source minus what waits in the buffer.
-/// serde_json peeks one byte ahead, so an error's offset may be one past the culprit.
-fn consumed<S>(input: &BufReader<Counted<S>>) -> u64 {
-    input.get_ref().bytes.saturating_sub(input.buffer().len() as u64)
-}
-
-/// Counts the bytes read through it, for error offsets.
-struct Counted<R> {
-    inner: R,
-    bytes: u64,
-}
-
-impl<R: Read> Read for Counted<R> {
-    fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
-        let read = self.inner.read(buffer)?;
-        self.bytes += read as u64;
-        Ok(read)
-    }
-}
-
-/// The top-level object: finds `paymentPositions` and skips every other key.
-/// Its value says whether `paymentPositions` was there.
-struct Upload<'r, F> {
-    reader: &'r mut Reader<F>,
-}
-
-impl<'de, F: FnMut(PaymentNotice)> DeserializeSeed<'de> for Upload<'_, F> {
-    type Value = bool;
-
-    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<bool, D::Error> {
-        deserializer.deserialize_map(self)
-    }
-}
-
-impl<'de, F: FnMut(PaymentNotice)> Visitor<'de> for Upload<'_, F> {
-    type Value = bool;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a GPD upload object {\"paymentPositions\": [...]}")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
-        let mut found = false;
-        while let Some(key) = map.next_key::<String>()? {
-            if key != "paymentPositions" {
-                map.next_value::<IgnoredAny>()?;
-            } else if found {
-                return Err(de::Error::duplicate_field("paymentPositions"));
-            } else {
-                map.next_value_seed(Positions { reader: &mut *self.reader })?;
-                found = true;
-            }
-        }
-        Ok(found)
-    }
-}
-
-/// The `paymentPositions` array: each element is parsed alone and handed on, never collected.
-struct Positions<'r, F> {
-    reader: &'r mut Reader<F>,
-}
-
-impl<'de, F: FnMut(PaymentNotice)> DeserializeSeed<'de> for Positions<'_, F> {
-    type Value = ();
-
-    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_seq(self)
-    }
-}
-
-impl<'de, F: FnMut(PaymentNotice)> Visitor<'de> for Positions<'_, F> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("an array of payment positions")
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut positions: A) -> Result<(), A::Error> {
-        while let Some(position) = positions.next_element::<Value>()? {
-            self.reader.position(&position);
-        }
-        Ok(())
     }
 }
 

@@ -356,10 +356,29 @@ fn optional_bool(v: &mut Vec<Violation>, field: &str, value: Option<&Value>) -> 
 }
 
 fn check_length(v: &mut Vec<Violation>, field: &str, text: &str, (min, max): (usize, usize)) {
-    let length = text.encode_utf16().count();
+    let length = utf16_length(text);
     if !(min..=max).contains(&length) {
         v.push(violation(field, &format!("must be {min} to {max} characters long, is {length}")));
     }
+}
+
+/// The length of `text` as IO (JavaScript) counts it: in UTF-16 code units, so one per
+/// character and two for a character outside the BMP (an emoji). Counted on the UTF-8 bytes:
+/// one unit per byte that starts a character (any but a continuation byte `10xxxxxx`), plus
+/// one per byte that starts a 4-byte character (`11110xxx`), the only ones outside the BMP.
+/// 64 bytes at a time, which the compiler vectorizes: several times faster than
+/// `encode_utf16().count()` on a long markdown.
+fn utf16_length(text: &str) -> usize {
+    // At most 2 units per byte: a block's count fits in a u8.
+    let units = |bytes: &[u8]| -> u8 {
+        bytes.iter().map(|&byte| u8::from((byte & 0xC0) != 0x80) + u8::from(byte >= 0xF0)).sum()
+    };
+    let mut blocks = text.as_bytes().chunks_exact(64);
+    let mut length = 0;
+    for block in &mut blocks {
+        length += usize::from(units(block));
+    }
+    length + usize::from(units(blocks.remainder()))
 }
 
 fn violation(field: &str, reason: &str) -> Violation {

@@ -4,9 +4,11 @@
 //! siblings still give their notices. Field names in errors are paths inside the position,
 //! with 0-based indices as in the JSON (`paymentOption[1].transfer[0].amount`).
 
-use serde::Deserialize;
-use serde_json::{Map, Value};
+use std::borrow::Cow;
 
+use serde::de::DeserializeOwned;
+
+use super::json::Json;
 use super::NoticeCheck;
 use crate::domain::{local_due_day, EuroCents, NoticeNumber, NoticeNumberError, OrgFiscalCode};
 use crate::payment::{PaymentNotice, RecordError};
@@ -20,16 +22,16 @@ pub(super) struct Accepted {
 
 /// The outcome of every payment option of the position numbered `location` (1-based), in
 /// file order. A position that cannot give any notice (no debtor, no options) gives one error.
-pub(super) fn notices(location: u64, position: &Value, check: NoticeCheck) -> Vec<Result<Accepted, RecordError>> {
+pub(super) fn notices(location: u64, position: &Json<'_>, check: NoticeCheck) -> Vec<Result<Accepted, RecordError>> {
     let (position, debtor, options) = match open(location, position) {
         Ok(opened) => opened,
         Err(error) => return vec![Err(error)],
     };
-    let options: Vec<Result<(Fields<'_>, bool), RecordError>> = options
+    let options: Vec<Result<(Fields<'_, '_, '_>, bool), RecordError>> = options
         .iter()
         .enumerate()
         .map(|(index, option)| {
-            let option = position.child(option, &format!("paymentOption[{index}]"))?;
+            let option = position.element(option, "paymentOption", index)?;
             let partial = option.optional::<bool>("isPartialPayment")?.unwrap_or(false);
             Ok((option, partial))
         })
@@ -51,7 +53,10 @@ pub(super) fn notices(location: u64, position: &Value, check: NoticeCheck) -> Ve
 }
 
 /// The position's fields, its debtor and its non-empty list of payment options.
-fn open(location: u64, position: &Value) -> Result<(Fields<'_>, Debtor<'_>, &[Value]), RecordError> {
+fn open<'v, 'a>(
+    location: u64,
+    position: &'v Json<'a>,
+) -> Result<(Fields<'v, 'a, 'v>, Debtor<'v>, &'v [Json<'a>]), RecordError> {
     let fields = Fields::root(position, location)?;
     let fiscal_code = fields.required_text("fiscalCode")?.trim();
     if fiscal_code.is_empty() {
@@ -72,7 +77,7 @@ struct Debtor<'v> {
 
 /// The notice of one payment option; `installment` was numbered by the caller.
 fn notice(
-    option: &Fields<'_>,
+    option: &Fields<'_, '_, '_>,
     debtor: &Debtor<'_>,
     installment: Option<(u32, u32)>,
     check: NoticeCheck,
@@ -110,10 +115,13 @@ fn notice(
 
 /// `nav` when present, else `"3"` followed by `iuv`, as GPD itself does; with the warning,
 /// if any, that `check` lets through.
-fn notice_number(option: &Fields<'_>, check: NoticeCheck) -> Result<(NoticeNumber, Option<RecordError>), RecordError> {
+fn notice_number(
+    option: &Fields<'_, '_, '_>,
+    check: NoticeCheck,
+) -> Result<(NoticeNumber, Option<RecordError>), RecordError> {
     let (field, source, text) = match option.text("nav")? {
-        Some(nav) => ("nav", "nav", nav.to_owned()),
-        None => ("iuv", "\"3\" + iuv", format!("3{}", option.required_text("iuv")?)),
+        Some(nav) => ("nav", "nav", Cow::Borrowed(nav)),
+        None => ("iuv", "\"3\" + iuv", Cow::Owned(format!("3{}", option.required_text("iuv")?))),
     };
     let problem = |error| format!("{source} {text:?} is not a valid notice number: {error}");
     match parse_notice_number(&text, check) {
@@ -133,28 +141,28 @@ fn parse_notice_number(
     }
 }
 
-fn amount(option: &Fields<'_>) -> Result<EuroCents, RecordError> {
+fn amount(option: &Fields<'_, '_, '_>) -> Result<EuroCents, RecordError> {
     let cents = option.required::<i64>("amount")?;
     EuroCents::from_cents(cents).map_err(|error| option.error("amount", error.to_string()))
 }
 
 /// The creditor (the first transfer's organization; TEFA and other beneficiaries follow it),
 /// once the transfers are known to add up to `amount`.
-fn creditor(option: &Fields<'_>, amount: EuroCents) -> Result<OrgFiscalCode, RecordError> {
+fn creditor(option: &Fields<'_, '_, '_>, amount: EuroCents) -> Result<OrgFiscalCode, RecordError> {
     let transfers = option.array("transfer")?;
     let Some(first) = transfers.first() else {
         return Err(option.error("transfer", "the option has no transfers, so no creditor"));
     };
     let mut sum: i128 = 0;
     for (index, transfer) in transfers.iter().enumerate() {
-        let transfer = option.child(transfer, &format!("transfer[{index}]"))?;
+        let transfer = option.element(transfer, "transfer", index)?;
         sum += i128::from(transfer.required::<i64>("amount")?);
     }
     if sum != i128::from(amount.cents()) {
         let reason = format!("amount is {} cents but its transfers add up to {sum} cents", amount.cents());
         return Err(option.error("amount", reason));
     }
-    let first = option.child(first, "transfer[0]")?;
+    let first = option.element(first, "transfer", 0)?;
     let code = first.required_text("organizationFiscalCode")?;
     code.parse().map_err(|error| first.error("organizationFiscalCode", format!("{code:?}: {error}")))
 }
@@ -172,9 +180,9 @@ fn local_day(text: &str) -> Result<jiff::civil::Date, String> {
 const YEAR_KEY: &str = "annoRiferimento";
 
 /// The tax year from the option's metadata; an unreadable one is a warning, not an error.
-fn year(option: &Fields<'_>) -> Result<Option<i16>, RecordError> {
+fn year(option: &Fields<'_, '_, '_>) -> Result<Option<i16>, RecordError> {
     for (index, entry) in option.array("paymentOptionMetadata")?.iter().enumerate() {
-        let entry = option.child(entry, &format!("paymentOptionMetadata[{index}]"))?;
+        let entry = option.element(entry, "paymentOptionMetadata", index)?;
         if entry.text("key")? != Some(YEAR_KEY) {
             continue;
         }
@@ -188,52 +196,67 @@ fn year(option: &Fields<'_>) -> Result<Option<i16>, RecordError> {
     Ok(None)
 }
 
-/// A JSON object inside the position being read, with the path that names its fields.
-struct Fields<'v> {
-    object: &'v Map<String, Value>,
+/// A JSON object inside the position being read, and where it is, to name its fields.
+struct Fields<'v, 'a, 'p> {
+    object: &'v [(Cow<'a, str>, Json<'a>)],
     location: u64,
-    /// Empty for the position itself, else e.g. `paymentOption[1]`.
-    path: String,
+    /// `None` for the position itself.
+    place: Option<Place<'v, 'a, 'p>>,
 }
 
-impl<'v> Fields<'v> {
-    fn root(value: &'v Value, location: u64) -> Result<Self, RecordError> {
+/// An object that is the element `index` of the array `array` in `parent`: its path, such as
+/// `paymentOption[1].transfer[0]`, is only written out for an error.
+struct Place<'v, 'a, 'p> {
+    parent: &'p Fields<'v, 'a, 'p>,
+    array: &'static str,
+    index: usize,
+}
+
+impl<'v, 'a, 'p> Fields<'v, 'a, 'p> {
+    fn root(value: &'v Json<'a>, location: u64) -> Result<Self, RecordError> {
         match value {
-            Value::Object(object) => Ok(Fields { object, location, path: String::new() }),
+            Json::Object(object) => Ok(Fields { object, location, place: None }),
             other => Err(RecordError {
                 location,
                 field: "position".to_owned(),
-                reason: format!("a payment position is a JSON object, this is {}", kind(other)),
+                reason: format!("a payment position is a JSON object, this is {}", other.kind()),
             }),
         }
     }
 
-    /// The object `value`, found at `name` inside this one.
-    fn child(&self, value: &'v Value, name: &str) -> Result<Fields<'v>, RecordError> {
+    /// The object `value`, element `index` of the array `array` in this one.
+    fn element(&'p self, value: &'v Json<'a>, array: &'static str, index: usize) -> Result<Self, RecordError> {
         match value {
-            Value::Object(object) => Ok(Fields { object, location: self.location, path: self.field(name) }),
-            other => Err(self.error(name, format!("expected a JSON object, found {}", kind(other)))),
+            Json::Object(object) => {
+                Ok(Fields { object, location: self.location, place: Some(Place { parent: self, array, index }) })
+            }
+            other => {
+                let name = format!("{array}[{index}]");
+                Err(self.error(&name, format!("expected a JSON object, found {}", other.kind())))
+            }
         }
     }
 
-    /// The value of `key`, if present and not null.
-    fn optional<T: Deserialize<'v>>(&self, key: &str) -> Result<Option<T>, RecordError> {
-        match self.object.get(key) {
-            None | Some(Value::Null) => Ok(None),
-            Some(value) => T::deserialize(value).map(Some).map_err(|error| self.error(key, error.to_string())),
+    /// The value of `key`, if present and not null, deserialized as from a `serde_json::Value`.
+    fn optional<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, RecordError> {
+        match Json::get(self.object, key) {
+            None | Some(Json::Null) => Ok(None),
+            Some(value) => {
+                serde_json::from_value(value.to_value()).map(Some).map_err(|error| self.error(key, error.to_string()))
+            }
         }
     }
 
-    fn required<T: Deserialize<'v>>(&self, key: &str) -> Result<T, RecordError> {
+    fn required<T: DeserializeOwned>(&self, key: &str) -> Result<T, RecordError> {
         self.optional(key)?.ok_or_else(|| self.error(key, "missing"))
     }
 
     /// The string at `key`, if present and not null.
     fn text(&self, key: &str) -> Result<Option<&'v str>, RecordError> {
-        match self.object.get(key) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(text)) => Ok(Some(text)),
-            Some(other) => Err(self.error(key, format!("expected a string, found {}", kind(other)))),
+        match Json::get(self.object, key) {
+            None | Some(Json::Null) => Ok(None),
+            Some(Json::String(text)) => Ok(Some(text)),
+            Some(other) => Err(self.error(key, format!("expected a string, found {}", other.kind()))),
         }
     }
 
@@ -242,11 +265,11 @@ impl<'v> Fields<'v> {
     }
 
     /// The array at `key`; absent or null is an empty array.
-    fn array(&self, key: &str) -> Result<&'v [Value], RecordError> {
-        match self.object.get(key) {
-            None | Some(Value::Null) => Ok(&[]),
-            Some(Value::Array(values)) => Ok(values),
-            Some(other) => Err(self.error(key, format!("expected an array, found {}", kind(other)))),
+    fn array(&self, key: &str) -> Result<&'v [Json<'a>], RecordError> {
+        match Json::get(self.object, key) {
+            None | Some(Json::Null) => Ok(&[]),
+            Some(Json::Array(values)) => Ok(values),
+            Some(other) => Err(self.error(key, format!("expected an array, found {}", other.kind()))),
         }
     }
 
@@ -254,22 +277,24 @@ impl<'v> Fields<'v> {
         RecordError { location: self.location, field: self.field(key), reason: reason.into() }
     }
 
+    /// The path of `key` in the position, e.g. `paymentOption[1].transfer[0].amount`.
     fn field(&self, key: &str) -> String {
-        if self.path.is_empty() {
-            key.to_owned()
-        } else {
-            format!("{}.{key}", self.path)
+        let mut field = String::new();
+        self.write_path(&mut field);
+        if !field.is_empty() {
+            field.push('.');
         }
+        field.push_str(key);
+        field
     }
-}
 
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
+    fn write_path(&self, path: &mut String) {
+        if let Some(Place { parent, array, index }) = &self.place {
+            parent.write_path(path);
+            if !path.is_empty() {
+                path.push('.');
+            }
+            path.push_str(&format!("{array}[{index}]"));
+        }
     }
 }

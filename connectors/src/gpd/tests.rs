@@ -6,6 +6,7 @@ use std::rc::Rc;
 
 use serde_json::{json, Value};
 
+use super::window::{Resume, Window};
 use super::*;
 use crate::domain::{EuroCents, NoticeNumber, OrgFiscalCode};
 
@@ -535,6 +536,126 @@ fn large_input_is_streamed_position_by_position() {
     assert_eq!(count, POSITIONS);
     assert_eq!((summary.positions, summary.records), (POSITIONS, POSITIONS));
     assert!(read_at_first_notice < total / 100, "{read_at_first_notice} of {total} bytes read before the first notice");
+}
+
+/// The serde path alone, from the start: the reference the fast path must agree with.
+fn read_serde_only<R: Read>(input: R) -> (Vec<PaymentNotice>, Result<GpdSummary, GpdFailure>) {
+    let mut notices = Vec::new();
+    let mut reader =
+        Reader { check: NoticeCheck::Enforce, each: |notice| notices.push(notice), summary: GpdSummary::default() };
+    let mut window = Window::new(input);
+    let outcome = window.open_object().and_then(|()| reader.replay(window.resume(Resume::Start), Resume::Start));
+    let summary = reader.summary;
+    (notices, outcome.map(|()| summary.clone()).map_err(|source| GpdFailure { source, summary }))
+}
+
+/// Reading `bytes` gives the same notices, summary and failure (same message: offset, line and
+/// column included) as the serde path alone.
+fn check_agrees_with_serde(bytes: &[u8]) {
+    let (notices, outcome) = read_bytes(bytes, NoticeCheck::Enforce);
+    let (serde_notices, serde_outcome) = read_serde_only(bytes);
+    let text = String::from_utf8_lossy(bytes);
+    assert_eq!(notices, serde_notices, "{text}");
+    match (outcome, serde_outcome) {
+        (Ok(summary), Ok(serde_summary)) => assert_eq!(summary, serde_summary, "{text}"),
+        (Err(failure), Err(serde_failure)) => {
+            assert_eq!(failure.to_string(), serde_failure.to_string(), "{text}");
+            assert_eq!(failure.summary, serde_failure.summary, "{text}");
+        }
+        (outcome, serde_outcome) => panic!("{text}: {outcome:?} but the serde path gives {serde_outcome:?}"),
+    }
+}
+
+/// Three positions, one with a record error: on one line (compact) and pretty-printed with
+/// LF and CRLF line ends.
+fn small_uploads() -> [Vec<u8>; 3] {
+    let mut bad = option(OTHER_VALID);
+    bad["amount"] = json!(1);
+    let positions = json!({"paymentPositions": [position(vec![option(VALID)]), position(vec![bad]), position(vec![option(VALID)])]});
+    let pretty = serde_json::to_string_pretty(&positions).unwrap();
+    [serde_json::to_vec(&positions).unwrap(), pretty.clone().into_bytes(), pretty.replace('\n', "\r\n").into_bytes()]
+}
+
+#[test]
+fn truncated_anywhere_reads_as_the_serde_path_does() {
+    for (bytes, step) in small_uploads().into_iter().zip([1, 3, 3]) {
+        for cut in (0..=bytes.len()).step_by(step) {
+            check_agrees_with_serde(&bytes[..cut]);
+        }
+    }
+}
+
+#[test]
+fn any_byte_broken_reads_as_the_serde_path_does() {
+    for bytes in small_uploads() {
+        for at in (0..bytes.len()).step_by(7) {
+            for replacement in [b'}', b',', b'"', 0xFF] {
+                let mut broken = bytes.clone();
+                broken[at] = replacement;
+                check_agrees_with_serde(&broken);
+            }
+        }
+    }
+}
+
+#[test]
+fn read_errors_anywhere_read_as_the_serde_path_does() {
+    let [_, pretty, _] = small_uploads();
+    // From 4 bytes on: a zip is told by its first 4 bytes, before the JSON is read.
+    for limit in 4..=pretty.len() as u64 {
+        let failing = || FailingAfter { inner: Cursor::new(pretty.clone()), limit };
+        let mut notices = Vec::new();
+        let outcome = read(failing(), NoticeCheck::Enforce, |notice| notices.push(notice));
+        let (serde_notices, serde_outcome) = read_serde_only(failing());
+        assert_eq!(notices, serde_notices, "{limit}");
+        let message = |outcome: Result<GpdSummary, GpdFailure>| outcome.map_err(|failure| failure.to_string());
+        assert_eq!(message(outcome), message(serde_outcome), "{limit}");
+    }
+}
+
+/// Errors after the window has slid many times, and after a position larger than the window,
+/// say the same line, column and offset as the serde path.
+#[test]
+fn errors_far_into_the_input_read_as_the_serde_path_does() {
+    let good = serde_json::to_string_pretty(&position(vec![option(VALID)])).unwrap();
+    let mut large = position(vec![option(VALID)]);
+    large["fullName"] = json!("Laura\n".repeat(50_000));
+    let large = serde_json::to_string_pretty(&large).unwrap();
+    let many = vec![good.as_str(); 1_000].join(",\n");
+    for tail in ["]}", "]} x", ", x]}", "\n,\n"] {
+        check_agrees_with_serde(format!("{{\"paymentPositions\": [\n{many}{tail}").as_bytes());
+        check_agrees_with_serde(format!("{{\"paymentPositions\": [{good},\n{large}\n{tail}").as_bytes());
+    }
+}
+
+/// Shapes the fast path leaves to the serde path, from the start or after some positions.
+#[test]
+fn other_shapes_read_as_the_serde_path_does() {
+    let good = serde_json::to_string(&position(vec![option(VALID)])).unwrap();
+    let nested = |depth: usize| format!("{{\"x\": {}{}, \"fiscalCode\": \"A\"}}", "[".repeat(depth), "]".repeat(depth));
+    let texts = [
+        "{\"paymentPositions\": []}".to_owned(),
+        " { \"paymentPositions\" : [ ] } \n".to_owned(),
+        format!("{{\"version\": 1, \"paymentPositions\": [{good}, {good}]}}"),
+        format!("{{\"paymentPositions\": [{good}, {good}], \"version\": 1}}"),
+        format!("{{\"paymentPositions\": [{good}, \"X-1\", {good}, [], 7, null, {good}]}}"),
+        format!("{{\"paymentPositions\": [{good}], \"paymentPositions\": [{good}]}}"),
+        format!("{{\"paymentPositions\": [{good},\n{good}\n,\n\n{good}]}}"),
+        format!("{{\"paymentPositions\": [{good},]}}"),
+        format!("{{\"paymentPositions\": [{good}{good}]}}"),
+        format!("{{\"paymentPositions\": [{good}]}}{{}}"),
+        format!("{{\"payment\\u0050ositions\": [{good}]}}"),
+        format!("{{\"paymentPositions\": [{good}, {}, {good}]}}", nested(99)),
+        format!("{{\"paymentPositions\": [{good}, {}, {good}]}}", nested(100)),
+        format!("{{\"paymentPositions\": [{good},\n{}, {good}]}}", nested(124)),
+        format!("{{\"paymentPositions\": [{good}, {}, {good}]}}", nested(125)),
+        format!("{{\"paymentPositions\": [{good},\n{}, {good}]}}", nested(126)),
+        format!("{{\"paymentPositions\": [{good}, {{\"a\": \"\\ud800\"}}, {good}]}}"),
+        format!("{{\"paymentPositions\": [{good}, {{\"a\": 1e400}}, {good}]}}"),
+    ];
+    for text in texts {
+        check_agrees_with_serde(text.as_bytes());
+    }
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> usize {

@@ -149,6 +149,27 @@ fn lengths_count_utf16_units_like_io() {
 }
 
 #[test]
+fn utf16_length_matches_encode_utf16() {
+    let samples = [
+        "",
+        "TARI 2025",
+        "è già così: più perché",
+        "Avviso 📄 ok 👩‍👩‍👧",
+        "東京都の税金のお知らせ",
+        "ﬀ\u{7FF}\u{800}\u{FFFF}\u{10000}\u{10FFFF}",
+    ];
+    for sample in samples {
+        // Lengths around the 64-byte blocks, each character split across a block boundary.
+        for repeat in [1, 2, 3, 7, 13, 64, 65, 200] {
+            for prefix in ["", "a", "ab", "abc"] {
+                let text = format!("{prefix}{}", sample.repeat(repeat));
+                assert_eq!(utf16_length(&text), text.encode_utf16().count(), "{text:?}");
+            }
+        }
+    }
+}
+
+#[test]
 fn due_date_offsets_are_normalised_to_utc() {
     let message = NewMessage::from_json(
         &with("/content/due_date", json!("2025-07-31T23:59:59+02:00")),
