@@ -50,8 +50,10 @@ pub fn local_due_day(instant: Timestamp) -> Result<Date, DueDateError> {
     Ok(rome()?.to_datetime(instant).date())
 }
 
+/// The rules, parsed once: every record of an import asks for them, twice.
 fn rome() -> Result<TimeZone, DueDateError> {
-    TimeZone::posix(ROME).map_err(|source| DueDateError::TimeZone { source })
+    static RULES: std::sync::OnceLock<Result<TimeZone, jiff::Error>> = std::sync::OnceLock::new();
+    RULES.get_or_init(|| TimeZone::posix(ROME)).clone().map_err(|source| DueDateError::TimeZone { source })
 }
 
 #[cfg(test)]

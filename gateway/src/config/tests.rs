@@ -40,12 +40,16 @@ fn delivery_settings_are_checked() {
         .replace("priority = \"bulk\"", "priority = \"asap\"")
         .replace("rate_limit = { calls = 150, per_seconds = 5 }", "rate_limit = \"unlimited\"");
     let found = problems(&text);
-    for location in
-        ["delivery.ambiguous:", "delivery.profile_check:", "delivery.max_in_flight:", "clients[0].priority:"]
-    {
+    for location in [
+        "delivery.ambiguous:",
+        "delivery.profile_check:",
+        "delivery.max_in_flight:",
+        "clients[0].priority:",
+        "import.priority:",
+    ] {
         assert!(found.iter().any(|p| p.starts_with(location)), "missing {location} in {found:#?}");
     }
-    assert_eq!(found.len(), 4, "{found:#?}");
+    assert_eq!(found.len(), 5, "{found:#?}");
     let unlimited = EXAMPLE.replace("rate_limit = { calls = 150, per_seconds = 5 }", "rate_limit = \"unlimited\"");
     let config = Config::from_toml_str(&unlimited).unwrap();
     assert_eq!(config.institutions[0].budget, crate::rate_limit::Budget::Unlimited);
@@ -70,6 +74,10 @@ fn every_problem_is_reported_with_its_location() {
         "clients[1].services[0]: no institution has a service named anagrafe",
         "clients[1].default_service:",
         "local_api.listen:",
+        // The example's CSV mapping names the same creditor, and its ANPR folder sends on
+        // the renamed service.
+        "import.mappings.dovuti: creditor \"80000000011\" is not",
+        "import.watch[1].service: no service \"anagrafe\" is configured",
     ];
     for prefix in expected {
         assert!(found.iter().any(|p| p.starts_with(prefix)), "missing {prefix:?} in {found:#?}");
@@ -139,6 +147,8 @@ fn load_checks_the_files_and_variables_it_points_at() {
             "io.client_certificate",
             "io.client_key",
             "storage.path",
+            "import.watch[0].template",
+            "import.watch[1].template",
         ]
     );
 }

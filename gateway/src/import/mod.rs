@@ -461,9 +461,8 @@ impl Builder<'_> {
         if self.stage.stopped() {
             return;
         }
-        let recipe = Recipe::payment(&notice);
-        match recipe.validate(&self.job.template, self.job.test_recipient) {
-            Ok(message) => self.message(&message, &recipe, format!("payment:{}", notice.dedup_key())),
+        match recipe::validate_notice(&notice, &self.job.template, self.job.test_recipient) {
+            Ok(message) => self.message(&message, &Recipe::payment(&notice), format!("payment:{}", notice.dedup_key())),
             Err(error) => {
                 let record = format!("notice {}", notice.notice_number.as_str());
                 self.fail(None, &record, error_field(&error), &error.to_string());

@@ -107,21 +107,35 @@ impl Recipe {
     /// Languages differ only in subject and markdown, so the others are rendered and
     /// checked against IO's limits without building whole messages again.
     pub fn validate(&self, template: &Template, test: TestRecipient) -> Result<NewMessage, MessageError> {
-        let (italian, fields) = match self {
-            Recipe::Payment(p) => {
-                let notice = p.notice().map_err(MessageError::Recipient)?;
-                let italian = template::payment_message(template, &notice, Language::It, test)?;
-                (italian, template::payment_fields(&notice))
+        match self {
+            Recipe::Payment(p) => validate_notice(&p.notice().map_err(MessageError::Recipient)?, template, test),
+            Recipe::IdCard(card) => {
+                let italian = card.render(template, Language::It, test)?;
+                check_other_languages(template, &card.fields())?;
+                Ok(italian)
             }
-            Recipe::IdCard(card) => (card.render(template, Language::It, test)?, card.fields()),
-        };
-        for language in template.languages().into_iter().filter(|l| *l != Language::It) {
-            let rendered = template.render(language, &fields)?;
-            Content::new(rendered.subject, rendered.markdown, None, None)
-                .map_err(|violations| MessageError::Invalid { language, violations })?;
         }
-        Ok(italian)
     }
+}
+
+/// [`Recipe::validate`] for the recipe of `notice`, without reading the notice back.
+pub fn validate_notice(
+    notice: &PaymentNotice,
+    template: &Template,
+    test: TestRecipient,
+) -> Result<NewMessage, MessageError> {
+    let italian = template::payment_message(template, notice, Language::It, test)?;
+    check_other_languages(template, &template::payment_fields(notice))?;
+    Ok(italian)
+}
+
+fn check_other_languages(template: &Template, fields: &Fields) -> Result<(), MessageError> {
+    for language in template.languages().into_iter().filter(|l| *l != Language::It) {
+        let rendered = template.render(language, fields)?;
+        Content::new(rendered.subject, rendered.markdown, None, None)
+            .map_err(|violations| MessageError::Invalid { language, violations })?;
+    }
+    Ok(())
 }
 
 impl Payment {

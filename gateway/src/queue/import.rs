@@ -17,6 +17,14 @@ use crate::config::{ClientName, ServiceName};
 use connectors::domain::{FiscalCode, OrgFiscalCode};
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Page cache of an import's connection, in KiB.
+const IMPORT_CACHE_KIB: i64 = 32 * 1024;
+/// How long a count of pending messages is trusted.
+const RECOUNT_EVERY: Duration = Duration::from_secs(30);
+/// WAL pages between an import's automatic checkpoints (about 32 MB).
+const IMPORT_CHECKPOINT_PAGES: i64 = 8192;
 
 /// The client name imported messages are stored under (never a configured client's name).
 pub const IMPORT_CLIENT: &str = "import";
@@ -53,6 +61,8 @@ pub struct Importer {
     max_queued: u64,
     min_free_disk: u64,
     directory: PathBuf,
+    /// Messages awaiting delivery as last counted plus what we added since, and when.
+    pending: Option<(u64, Instant)>,
 }
 
 impl Importer {
@@ -60,6 +70,14 @@ impl Importer {
     pub fn open(path: &Path, limits: super::Limits) -> Result<Importer, QueueError> {
         let mut conn = open_connection(path)?;
         schema::migrate(&mut conn).map_err(|source| QueueError::Migrate { path: path.to_path_buf(), source })?;
+        // A million-row import touches the indexes' right edges and little else: a larger
+        // page cache keeps them in memory (RSS stays well under 100 MiB), and fewer, larger
+        // checkpoints spend less time in fsync than one every 4 MB of WAL.
+        let tune = |conn: &Connection| -> rusqlite::Result<()> {
+            conn.pragma_update(None, "cache_size", -IMPORT_CACHE_KIB)?;
+            conn.pragma_update(None, "wal_autocheckpoint", IMPORT_CHECKPOINT_PAGES)
+        };
+        tune(&conn).map_err(|source| QueueError::OpenDatabase { path: path.to_path_buf(), source })?;
         let client = IMPORT_CLIENT.parse().map_err(|reason| QueueError::Corrupt { what: reason })?;
         let directory = path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
         Ok(Importer {
@@ -68,6 +86,7 @@ impl Importer {
             max_queued: limits.max_queued_messages,
             min_free_disk: limits.min_free_disk_bytes,
             directory,
+            pending: None,
         })
     }
 
@@ -81,9 +100,17 @@ impl Importer {
         }
         let storage = |operation| move |source| QueueError::Storage { operation, source };
         let tx = self.conn.transaction().map_err(storage("beginning an import batch"))?;
-        let sql = format!("SELECT COUNT(*) FROM messages WHERE state IN ({})", State::pending_sql_list());
-        let pending: i64 = tx.query_row(&sql, [], |r| r.get(0)).map_err(storage("counting pending messages"))?;
-        let pending = u64::try_from(pending).unwrap_or(0);
+        // Counting a million pending rows takes a while: count once, then add what we
+        // insert; recount now and then, as delivery finishes messages meanwhile.
+        let pending = match self.pending {
+            Some((pending, counted)) if counted.elapsed() < RECOUNT_EVERY => pending,
+            _ => {
+                let sql = format!("SELECT COUNT(*) FROM messages WHERE state IN ({})", State::pending_sql_list());
+                let pending: i64 =
+                    tx.query_row(&sql, [], |r| r.get(0)).map_err(storage("counting pending messages"))?;
+                u64::try_from(pending).unwrap_or(0)
+            }
+        };
         let mut outcome = BatchOutcome::default();
         {
             let mut insert = tx
@@ -124,6 +151,8 @@ impl Importer {
             return Err(QueueError::Full { pending, limit: self.max_queued });
         }
         tx.commit().map_err(storage("committing an import batch"))?;
+        let counted = self.pending.map_or_else(Instant::now, |(_, at)| at);
+        self.pending = Some((pending + outcome.inserted, counted));
         Ok(outcome)
     }
 
