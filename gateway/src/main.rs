@@ -301,34 +301,7 @@ fn queue(config: &Config, command: QueueCommand) -> ExitCode {
 }
 
 fn filter_of(args: &FilterArgs) -> Result<gateway::queue::admin::Filter, String> {
-    let states = args
-        .state
-        .iter()
-        .map(|s| gateway::queue::State::from_sql(s).ok_or_else(|| format!("{s:?} is not a state")))
-        .collect::<Result<Vec<_>, _>>()?;
-    let older_than_ms = args.older_than.as_deref().map(parse_age).transpose()?;
-    Ok(gateway::queue::admin::Filter {
-        states,
-        service: args.service.clone(),
-        older_than_ms,
-        id: None,
-        limit: Some(args.limit),
-    })
-}
-
-/// "30m", "2h", "3d" in milliseconds.
-fn parse_age(text: &str) -> Result<i64, String> {
-    let bad = || format!("{text:?} is not an age: use e.g. 30m, 2h, 3d");
-    let (number, unit) = text.split_at(text.len().saturating_sub(1));
-    let number: i64 = number.parse().map_err(|_| bad())?;
-    let unit = match unit {
-        "s" => 1_000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        _ => return Err(bad()),
-    };
-    Ok(number.saturating_mul(unit))
+    operator::filter(&args.state, args.service.clone(), args.older_than.as_deref(), args.limit)
 }
 
 fn usage(message: &str) -> ExitCode {

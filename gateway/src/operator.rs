@@ -234,6 +234,37 @@ pub fn outcomes(config: &Config, states: &[State], since: Option<i64>, to: &mut 
     Ok(rows.len() as u64)
 }
 
+/// A listing filter from the command line's words: state names, a service, an age such
+/// as `30m`, `2h` or `3d`, and a limit.
+pub fn filter(
+    states: &[String],
+    service: Option<String>,
+    older_than: Option<&str>,
+    limit: usize,
+) -> Result<Filter, String> {
+    let states = states
+        .iter()
+        .map(|s| State::from_sql(s).ok_or_else(|| format!("{s:?} is not a state")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let older_than_ms = older_than.map(parse_age).transpose()?;
+    Ok(Filter { states, service, older_than_ms, id: None, limit: Some(limit) })
+}
+
+/// "30m", "2h", "3d" in milliseconds.
+fn parse_age(text: &str) -> Result<i64, String> {
+    let bad = || format!("{text:?} is not an age: use e.g. 30m, 2h, 3d");
+    let (number, unit) = text.split_at(text.len().saturating_sub(1));
+    let number: i64 = number.parse().map_err(|_| bad())?;
+    let unit = match unit {
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return Err(bad()),
+    };
+    Ok(number.saturating_mul(unit))
+}
+
 /// A GET /health on the local API, answered 200 within a second.
 fn health(address: std::net::SocketAddr) -> bool {
     let address = if address.ip().is_unspecified() {
@@ -281,5 +312,23 @@ fn bytes(n: u64) -> String {
         10_000..=9_999_999 => format!("{} kB", n / 1000),
         10_000_000..=9_999_999_999 => format!("{} MB", n / 1_000_000),
         _ => format!("{:.1} GB", n as f64 / 1e9),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages_and_states_are_read_or_refused_by_name() {
+        let read = filter(&["held".into(), "ambiguous".into()], None, Some("2h"), 10).unwrap();
+        assert_eq!(read.states, [State::Held, State::Ambiguous]);
+        assert_eq!(read.older_than_ms, Some(7_200_000));
+        assert_eq!(parse_age("30m"), Ok(1_800_000));
+        assert_eq!(parse_age("3d"), Ok(259_200_000));
+        for bad in ["2", "h", "2w", "-", ""] {
+            assert!(parse_age(bad).is_err(), "{bad:?}");
+        }
+        assert!(filter(&["lost".into()], None, None, 1).unwrap_err().contains("\"lost\" is not a state"));
     }
 }

@@ -1,0 +1,118 @@
+//! The import's two threads: batches go from the reading thread to a writer thread that
+//! owns the `Importer`; the first refusal stops the reading side early.
+
+use crate::queue::{BatchOutcome, ImportedMessage, Importer, QueueError};
+use std::io::{self, Read, Seek, SeekFrom};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
+
+/// Where built batches go: a writer thread, or nowhere (dry run).
+pub(super) enum Stage {
+    Queue {
+        batches: Option<mpsc::SyncSender<Vec<ImportedMessage>>>,
+        stopped: Arc<AtomicBool>,
+        /// The digest the job's template is stored under.
+        template: [u8; 32],
+    },
+    DryRun(Option<Importer>),
+}
+
+pub(super) struct WriterThread {
+    thread: std::thread::JoinHandle<WriterResult>,
+}
+
+#[derive(Default)]
+pub(super) struct WriterResult {
+    pub(super) done: BatchOutcome,
+    pub(super) error: Option<String>,
+}
+
+impl WriterThread {
+    pub(super) fn join(self) -> WriterResult {
+        self.thread.join().unwrap_or_else(|_| WriterResult {
+            error: Some("the import's queue writer stopped unexpectedly".into()),
+            ..WriterResult::default()
+        })
+    }
+}
+
+impl Stage {
+    pub(super) fn queueing(mut importer: Importer, template: [u8; 32]) -> (Stage, WriterThread) {
+        let (batches, received) = mpsc::sync_channel::<Vec<ImportedMessage>>(4);
+        let stopped = Arc::new(AtomicBool::new(false));
+        let stop = Arc::clone(&stopped);
+        let thread = std::thread::spawn(move || {
+            let mut result = WriterResult::default();
+            for batch in received {
+                if result.error.is_some() {
+                    continue;
+                }
+                match importer.insert(&batch) {
+                    Ok(done) => {
+                        result.done.inserted += done.inserted;
+                        result.done.duplicates += done.duplicates;
+                    }
+                    Err(error) => {
+                        result.error = Some(queue_refusal(&error));
+                        stop.store(true, Ordering::Relaxed);
+                    }
+                }
+            }
+            result
+        });
+        (Stage::Queue { batches: Some(batches), stopped, template }, WriterThread { thread })
+    }
+
+    pub(super) fn dry_run(importer: Option<Importer>) -> Stage {
+        Stage::DryRun(importer)
+    }
+
+    pub(super) fn stopped(&self) -> bool {
+        match self {
+            Stage::Queue { stopped, .. } => stopped.load(Ordering::Relaxed),
+            Stage::DryRun(_) => false,
+        }
+    }
+
+    pub(super) fn send(&mut self, batch: Vec<ImportedMessage>) {
+        if let Stage::Queue { batches: Some(sender), .. } = self {
+            // The writer only goes away after the channel closes, so this cannot fail
+            // while we hold the sender; if it ever did, the join reports the loss.
+            let _ = sender.send(batch);
+        }
+    }
+}
+
+fn queue_refusal(error: &QueueError) -> String {
+    match error {
+        QueueError::Full { pending, limit } => {
+            format!("the queue is full ({pending} messages awaiting delivery, limit {limit})")
+        }
+        QueueError::DiskLow { free_bytes, min_bytes } => {
+            format!("free disk {free_bytes} bytes is below the minimum {min_bytes}")
+        }
+        other => other.to_string(),
+    }
+}
+
+/// A reader that counts the bytes read through it, for the progress display.
+pub(super) struct Counted<R> {
+    pub(super) inner: R,
+    pub(super) read: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+impl<R: Seek> Seek for Counted<R> {
+    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+        let at = self.inner.seek(pos)?;
+        self.read.store(at, Ordering::Relaxed);
+        Ok(at)
+    }
+}
