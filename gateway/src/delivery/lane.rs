@@ -5,16 +5,14 @@ use super::answers::{preferred_language, problem_text, recipient_refused, sender
 use super::backoff::{poll_delay, retry_delay, Breaker};
 use super::keys::ServiceKeys;
 use super::profiles::{Lookup, Profile, ProfileCache};
+use super::render::Templates;
 use crate::config::{AmbiguousPolicy, Config, Institution, Secret, ServiceName};
 use crate::delivery_gate::{CallClass, Gate};
-use crate::import::recipe::Recipe as ImportRecipe;
 use crate::io_client::{Answer, CallFailure, IoClient};
-use crate::queue::{now_millis, Change, MessageId, Priority, Queue, QueueError, Recipe, State, StoredMessage};
+use crate::queue::{now_millis, Change, MessageId, Priority, Queue, QueueError, State, StoredMessage};
 use crate::rate_limit::Budget;
 use bytes::Bytes;
 use connectors::domain::{FiscalCode, TestRecipient};
-use connectors::template::{Language, Template};
-use std::collections::HashMap;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -40,7 +38,7 @@ pub struct Lane {
     breaker: Mutex<Breaker>,
     profiles: ProfileCache,
     /// Templates of imported messages, parsed once, by digest.
-    templates: Mutex<HashMap<[u8; 32], Arc<Template>>>,
+    templates: Templates,
 }
 
 /// What became of one attempt, for the breaker.
@@ -69,7 +67,7 @@ impl Lane {
             gate: Gate::start(with_margin(institution.budget, config.delivery.budget_margin)),
             in_flight: Arc::new(Semaphore::new(config.delivery.max_in_flight)),
             profiles: ProfileCache::new(config.delivery.profile_check),
-            templates: Mutex::new(HashMap::new()),
+            templates: Templates::default(),
             institution,
             config,
             queue,
@@ -251,7 +249,7 @@ impl Lane {
         };
         let body = match &m.recipe {
             None => m.body.clone(),
-            Some(recipe) => match self.render(recipe, language).await {
+            Some(recipe) => match self.templates.render(&self.queue, recipe, language, self.test_recipient()).await {
                 Ok(body) => body,
                 Err(reason) => {
                     log::error!(message_id:display = m.id, reason = reason.as_str(); "an imported message cannot be rendered; held");
@@ -275,24 +273,12 @@ impl Lane {
         self.send_answer(m, &key, answer).await
     }
 
-    /// An imported message's body, rendered from its recipe in `language` (Italian when
-    /// unknown or not in the template).
-    async fn render(&self, recipe: &Recipe, language: Option<Language>) -> Result<Vec<u8>, String> {
-        let cached = lock(&self.templates).get(&recipe.template).cloned();
-        let template = match cached {
-            Some(template) => template,
-            None => {
-                let stored = self.queue.template(recipe.template).await.map_err(|e| e.to_string())?;
-                let (name, text) = stored.ok_or("the message's template is missing from the database")?;
-                let template = Arc::new(Template::parse(&name, &text).map_err(|e| e.to_string())?);
-                lock(&self.templates).insert(recipe.template, Arc::clone(&template));
-                template
-            }
-        };
-        let test = if self.config.io.allow_test_recipient { TestRecipient::Allowed } else { TestRecipient::Rejected };
-        let message =
-            ImportRecipe::from_bytes(&recipe.data)?.render(&template, language.unwrap_or(Language::It), test)?;
-        Ok(message.to_io_body())
+    fn test_recipient(&self) -> TestRecipient {
+        if self.config.io.allow_test_recipient {
+            TestRecipient::Allowed
+        } else {
+            TestRecipient::Rejected
+        }
     }
 
     /// Applies a profile answer; `Ok(Allowed)` means go on and send.

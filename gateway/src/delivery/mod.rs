@@ -33,6 +33,7 @@ mod backoff;
 mod keys;
 mod lane;
 mod profiles;
+mod render;
 
 use crate::config::{Config, ServiceName};
 use crate::io_client::{Answer, CallFailure, IoClient};
