@@ -13,6 +13,7 @@ pub mod http_server;
 pub mod import;
 pub mod io_client;
 pub mod logging;
+pub mod metrics;
 pub mod operator;
 pub mod queue;
 pub mod rate_limit;
