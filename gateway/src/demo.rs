@@ -90,9 +90,12 @@ pub async fn run(keep: bool) -> anyhow::Result<()> {
     println!("  IO sandbox     {} (mutual TLS, test certificates, 150 calls / 5 s)", sandbox.base_url());
     println!("  gateway        http://{addr}/api/v1, queue in {}\n", database.display());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(prepared.run(async {
-        let _ = stopped.await;
-    }));
+    let server = tokio::spawn(prepared.run(
+        async {
+            let _ = stopped.await;
+        },
+        None,
+    ));
 
     let mut accepted = Vec::new();
     let (mut posted, mut refused) = (0, 0);

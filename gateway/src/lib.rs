@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod certificates;
 pub mod config;
 pub mod delivery;
 pub mod delivery_gate;
@@ -17,6 +18,7 @@ pub mod metrics;
 pub mod operator;
 pub mod queue;
 pub mod rate_limit;
+pub mod reload;
 pub mod sandbox;
 pub mod server;
 pub mod shutdown;

@@ -470,11 +470,19 @@ fn run(config: Config, worker_threads: usize) -> anyhow::Result<()> {
         let prepared = server::Prepared::new(config).await?;
         let address = prepared.local_addr().context("reading the bound address")?;
         log::info!(address:display = address; "listening");
+        if let Some(address) = prepared.metrics_addr() {
+            log::info!(url = format!("http://{address}/metrics").as_str(); "metrics listener ready");
+        }
+        let reloads = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .context("installing the SIGHUP handler")?;
         let stopped = prepared
-            .run(async {
-                let signal = signals.await;
-                log::info!(signal = signal; "stopping: no new connections, finishing in-flight requests");
-            })
+            .run(
+                async {
+                    let signal = signals.await;
+                    log::info!(signal = signal; "stopping: no new connections, finishing in-flight requests");
+                },
+                Some(reloads),
+            )
             .await;
         match stopped {
             Stopped::Clean => log::info!("stopped cleanly: every accepted message is committed"),

@@ -145,9 +145,12 @@ async fn a_wrong_client_certificate_keeps_messages_queued_with_the_reason() {
     let prepared = Prepared::new(Config::from_toml_str(&config).unwrap()).await.unwrap();
     let addr = prepared.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(prepared.run(async {
-        let _ = stopped.await;
-    }));
+    let task = tokio::spawn(prepared.run(
+        async {
+            let _ = stopped.await;
+        },
+        None,
+    ));
     let h = Harness { dir, config, sandbox, addr, stop: Some(stop), task };
     let location = h.post(FC, "cert", "normal").await;
     let deadline = Instant::now() + Duration::from_secs(20);

@@ -427,6 +427,38 @@ fn watch_folders_import_settled_files_and_move_them() {
 }
 
 #[test]
+fn a_template_broken_before_a_sighup_is_refused_and_the_old_one_keeps_importing() {
+    let dir = tempfile::tempdir().unwrap();
+    let templates = dir.path().join("templates");
+    std::fs::create_dir_all(&templates).unwrap();
+    std::fs::copy(self::templates().join("tari.toml"), templates.join("tari.toml")).unwrap();
+    let watch = dir.path().join("tari");
+    let text = format!(
+        "{}\n[import]\ntemplates = \"{}\"\n[[import.watch]]\ndirectory = \"{}\"\nformat = \"gpd\"\n\
+         template = \"tari\"\nservice = \"tari\"\nsettle_seconds = 1\n",
+        config_text(dir.path(), "", false),
+        templates.display(),
+        watch.display()
+    );
+    let config = dir.path().join("gateway.toml");
+    std::fs::write(&config, text).unwrap();
+    let gateway = Gateway::start_with(dir.path(), &config);
+    eventually("the inbox", || watch.join("inbox").is_dir());
+
+    std::fs::write(templates.join("tari.toml"), "kind = \"payment\"\n[it]\nsubject = \"{{amount\"\n").unwrap();
+    let pid = rustix::process::Pid::from_raw(gateway.pid()).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::HUP).unwrap();
+    gateway.wait_log("a watch folder keeps its old template");
+
+    std::fs::copy(shared("samples/gpd_tari_2025.zip"), watch.join("inbox/tari_2025.zip")).unwrap();
+    eventually("the file in done/", || watch.join("done/tari_2025.zip").exists());
+    let summary = std::fs::read_to_string(watch.join("done/tari_2025.zip.summary.txt")).unwrap();
+    assert!(summary.contains("queued:          7"), "{summary}");
+    let (status, _) = gateway.terminate();
+    assert!(status.success());
+}
+
+#[test]
 fn check_config_reports_a_watch_folder_whose_template_is_broken() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("broken.toml"), "kind = \"payment\"\n[it]\nsubject = \"{{amount\"\n").unwrap();

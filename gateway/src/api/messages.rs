@@ -50,6 +50,10 @@ pub async fn submit(
         idempotency,
     };
     let accepted = state.queue.enqueue(record).await.map_err(queue_problem)?;
+    if let Accepted::New(_) = accepted {
+        let labels = [institution.name.as_str(), service_name.as_str(), "api"];
+        state.metrics.accepted.with_label_values(&labels).inc();
+    }
     log::debug!(message_id:display = accepted.id(), client = client.name.as_str(), service = service_name.as_str(),
                 replayed = matches!(accepted, Accepted::Replayed(_)); "message accepted");
     let location = format!("/api/v1/messages/{}/{}", message.fiscal_code().as_str(), accepted.id());

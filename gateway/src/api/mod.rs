@@ -32,6 +32,7 @@ pub struct ApiState {
     pub queue: Arc<Queue>,
     /// Delivery, for profile lookups through IO's budget (`None`: no IO connection).
     pub delivery: Option<Arc<crate::delivery::Delivery>>,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Serves the API on `listener` until `shutdown` completes, then stops accepting and
@@ -56,8 +57,12 @@ async fn handle(state: &ApiState, request: Request<Incoming>) -> Response<Body> 
     let method = request.method().clone();
     let routed = match (segments.as_slice(), &method) {
         (["health"], &Method::GET) => return health(),
-        (["api", "v1", "messages"], &Method::POST) => messages::submit(state, request, None).await,
-        (["api", "v1", "messages", fc], &Method::POST) => messages::submit(state, request, Some(fc)).await,
+        (["api", "v1", "messages"], &Method::POST) => {
+            count_refusal(state, messages::submit(state, request, None).await)
+        }
+        (["api", "v1", "messages", fc], &Method::POST) => {
+            count_refusal(state, messages::submit(state, request, Some(fc)).await)
+        }
         (["api", "v1", "messages", fc, id], &Method::GET) => messages::show(state, &request, fc, id).await,
         (["api", "v1", "profiles"], &Method::POST) => profiles::by_body(state, request).await,
         (["api", "v1", "profiles", fc], &Method::GET) => profiles::by_path(state, &request, fc).await,
@@ -69,6 +74,22 @@ async fn handle(state: &ApiState, request: Request<Incoming>) -> Response<Body> 
         _ => Err(Problem::new(StatusCode::NOT_FOUND, "Not found", format!("no such resource: {path}"))),
     };
     routed.unwrap_or_else(Problem::into_response)
+}
+
+/// Counts a refused post by why it was refused.
+fn count_refusal(state: &ApiState, result: Result<Response<Body>, Problem>) -> Result<Response<Body>, Problem> {
+    if let Err(problem) = &result {
+        let reason = match problem.status().as_u16() {
+            401 => "unauthorized",
+            403 => "forbidden",
+            409 => "conflict",
+            503 => "backpressure",
+            500..=599 => "error",
+            _ => "invalid",
+        };
+        state.metrics.refused.with_label_values(&[reason]).inc();
+    }
+    result
 }
 
 fn health() -> Response<Body> {

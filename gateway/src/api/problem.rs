@@ -40,6 +40,10 @@ impl Problem {
         }
     }
 
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
     pub fn into_response(self) -> Response<Body> {
         let mut body = json!({
             "type": "about:blank",

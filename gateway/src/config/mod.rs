@@ -16,8 +16,8 @@ pub use delivery::{AmbiguousPolicy, Delivery, ProfileCheck};
 pub use import::{Import, WatchFolder};
 pub use secret::{Secret, SecretError, SecretSource};
 pub use typed::{
-    ClientName, Config, Institution, IoEndpoint, KeyDigest, LocalApi, LocalClient, Service, ServiceName, Storage,
-    TlsFiles,
+    ClientName, Config, Institution, IoEndpoint, KeyDigest, LocalApi, LocalClient, MetricsListener, Service,
+    ServiceName, Storage, TlsFiles,
 };
 
 use std::fmt;

@@ -20,6 +20,13 @@ pub(crate) struct RawConfig {
     pub delivery: RawDelivery,
     #[serde(default)]
     pub import: RawImport,
+    pub metrics: Option<RawMetrics>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMetrics {
+    pub listen: String,
 }
 
 #[derive(Debug, Default, Deserialize)]

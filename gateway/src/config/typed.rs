@@ -25,6 +25,14 @@ pub struct Config {
     pub storage: Storage,
     pub delivery: Delivery,
     pub import: super::import::Import,
+    /// Where Prometheus scrapes `/metrics` (`None`: no metrics listener).
+    pub metrics: Option<MetricsListener>,
+}
+
+/// `[metrics]`: the Prometheus listener, apart from the local API.
+#[derive(Debug, Clone)]
+pub struct MetricsListener {
+    pub listen: SocketAddr,
 }
 
 /// A public body the appliance sends for (a union of municipalities has several).
@@ -219,9 +227,17 @@ pub(super) fn build(raw: RawConfig) -> Result<Config, Vec<Problem>> {
     };
     let delivery = delivery(&mut c, raw.delivery);
     let import = super::import::import(&mut c, raw.import, &known);
+    let metrics = raw.metrics.map(|m| c.parse::<SocketAddr>("metrics.listen", &m.listen));
+    if let (Some(Some(metrics)), Some(api)) = (metrics, &local_api) {
+        if metrics == api.listen && metrics.port() != 0 {
+            c.problem("metrics.listen", "must differ from local_api.listen");
+        }
+    }
+    let metrics = metrics.map(|listen| listen.map(|listen| MetricsListener { listen }));
     match (io, local_api, storage, delivery, import) {
         (Some(io), Some(local_api), Some(storage), Some(delivery), Some(import)) if c.problems.is_empty() => {
-            Ok(Config { institutions, clients, io, local_api, storage, delivery, import })
+            let metrics = metrics.flatten();
+            Ok(Config { institutions, clients, io, local_api, storage, delivery, import, metrics })
         }
         _ => Err(c.problems),
     }

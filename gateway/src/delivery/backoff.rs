@@ -54,6 +54,11 @@ impl Breaker {
         }
     }
 
+    /// Open or probing: IO has been failing.
+    pub fn is_tripped(&self) -> bool {
+        self.open_until.is_some() || self.half_open
+    }
+
     /// Calls allowed in flight: one while probing.
     pub fn capacity(&self, normal: usize) -> usize {
         if self.half_open {

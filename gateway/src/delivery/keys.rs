@@ -43,6 +43,33 @@ impl ServiceKeys {
         ServiceKeys { keys: Mutex::new(keys) }
     }
 
+    /// Reads every service's keys again (SIGHUP). A key that cannot be read keeps its old
+    /// value; a service whose keys changed gets a fresh start (primary first, no hold).
+    /// Returns how many keys could not be read.
+    pub fn reload(&self, services: &[Service]) -> usize {
+        let mut failures = 0;
+        let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        for service in services {
+            let Some(k) = keys.get_mut(&service.name) else { continue };
+            let mut read = |source: Option<&SecretSource>, old: &Option<Secret>| match source.map(SecretSource::read) {
+                Some(Ok(secret)) => Some(secret),
+                Some(Err(e)) => {
+                    failures += 1;
+                    log::error!(service = service.name.as_str(), error:display = e; "reload: keeping the old IO subscription key");
+                    old.clone()
+                }
+                None => None,
+            };
+            let primary = read(Some(&service.primary_key), &k.primary);
+            let secondary = read(service.secondary_key.as_ref(), &k.secondary);
+            if primary != k.primary || secondary != k.secondary {
+                log::info!(service = service.name.as_str(); "reload: new IO subscription keys in use");
+                *k = Keys { primary, secondary, using_secondary: false, held_until: None };
+            }
+        }
+        failures
+    }
+
     /// The key to use for a service, unless IO refuses its credentials for now.
     pub fn active(&self, service: &ServiceName) -> Option<Secret> {
         let keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());

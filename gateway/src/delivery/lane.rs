@@ -9,6 +9,7 @@ use super::render::Templates;
 use crate::config::{AmbiguousPolicy, Config, Institution, Secret, ServiceName};
 use crate::delivery_gate::{CallClass, Gate};
 use crate::io_client::{Answer, CallFailure, IoClient};
+use crate::metrics::Metrics;
 use crate::queue::{now_millis, Change, MessageId, Priority, Queue, QueueError, State, StoredMessage};
 use crate::rate_limit::Budget;
 use bytes::Bytes;
@@ -17,6 +18,8 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{watch, Semaphore};
+
+mod observe;
 
 /// How long a service whose keys or certificate IO refuses is left alone.
 pub(super) const SERVICE_HOLD: Duration = Duration::from_secs(300);
@@ -39,6 +42,7 @@ pub struct Lane {
     profiles: ProfileCache,
     /// Templates of imported messages, parsed once, by digest.
     templates: Templates,
+    metrics: Arc<Metrics>,
 }
 
 /// What became of one attempt, for the breaker.
@@ -61,7 +65,13 @@ impl Drop for Claim {
 }
 
 impl Lane {
-    pub fn new(institution: Institution, config: Arc<Config>, queue: Arc<Queue>, client: Arc<IoClient>) -> Lane {
+    pub fn new(
+        institution: Institution,
+        config: Arc<Config>,
+        queue: Arc<Queue>,
+        client: Arc<IoClient>,
+        metrics: Arc<Metrics>,
+    ) -> Lane {
         let keys = ServiceKeys::read(&institution.services);
         Lane {
             gate: Gate::start(with_margin(institution.budget, config.delivery.budget_margin)),
@@ -75,6 +85,7 @@ impl Lane {
             claimed: Arc::new(Mutex::new(HashSet::new())),
             keys,
             breaker: Mutex::new(Breaker::default()),
+            metrics,
         }
     }
 
@@ -132,7 +143,7 @@ impl Lane {
             return Err(CallFailure::NotSent("IO refuses this service's keys for now".into()));
         };
         self.gate.acquire(CallClass::Normal).await;
-        let answer = self.client.get_profile(&key, fiscal_code).await?;
+        let answer = self.call("profile", self.client.get_profile(&key, fiscal_code)).await?;
         let profile = match answer.status.as_u16() {
             200 => sender_allowed(&answer).map(|allowed| {
                 if allowed {
@@ -215,7 +226,7 @@ impl Lane {
     async fn deliver(&self, m: &StoredMessage) -> Health {
         let now = now_millis();
         if now.saturating_sub(m.accepted_at) > millis(self.config.delivery.max_age) {
-            self.change(Change::new(m.id, State::Queued, State::Expired, "not sent within the maximum age")).await;
+            self.change(m, Change::new(m.id, State::Queued, State::Expired, "not sent within the maximum age")).await;
             return Health::Neutral;
         }
         let Some(key) = self.keys.active(&m.service) else {
@@ -239,7 +250,7 @@ impl Lane {
             }
             Lookup::Ask(_ticket) => {
                 self.gate.acquire(class).await;
-                let answer = self.client.get_profile(&key, &m.fiscal_code).await;
+                let answer = self.call("profile", self.client.get_profile(&key, &m.fiscal_code)).await;
                 match self.profile_answer(m, &key, answer).await {
                     Ok(Profile::Allowed(language)) => language,
                     Ok(_) => return Health::Good,
@@ -256,7 +267,7 @@ impl Lane {
                     let mut change =
                         Change::new(m.id, State::Queued, State::Held, "cannot render the imported message");
                     change.error = Some(reason);
-                    self.change(change).await;
+                    self.change(m, change).await;
                     return Health::Neutral;
                 }
             },
@@ -266,10 +277,10 @@ impl Lane {
         self.gate.acquire(class).await;
         let mut sending = Change::new(m.id, State::Queued, State::Sending, "sending to IO");
         sending.attempted = true;
-        if !self.change(sending).await {
+        if !self.change(m, sending).await {
             return Health::Neutral;
         }
-        let answer = self.client.submit_message(&key, Bytes::from(body)).await;
+        let answer = self.call("submit", self.client.submit_message(&key, Bytes::from(body))).await;
         self.send_answer(m, &key, answer).await
     }
 
@@ -323,7 +334,7 @@ impl Lane {
             Profile::NotOnIo => (State::NotOnIo, "the citizen is not on IO: paper or PEC needed"),
             _ => (State::SenderNotAllowed, "the citizen blocks this service: paper or PEC needed"),
         };
-        self.change(Change::new(m.id, State::Queued, to, reason)).await;
+        self.change(m, Change::new(m.id, State::Queued, to, reason)).await;
     }
 
     async fn send_answer(&self, m: &StoredMessage, key: &Secret, answer: Result<Answer, CallFailure>) -> Health {
@@ -338,7 +349,7 @@ impl Lane {
                 let mut change =
                     Change::new(m.id, State::Sending, State::Ambiguous, "no answer after the request was sent");
                 change.error = Some(e);
-                self.change(change).await;
+                self.change(m, change).await;
                 return Health::Bad;
             }
         };
@@ -351,7 +362,7 @@ impl Lane {
                 let mut change = Change::new(m.id, State::Sending, State::Sent, "IO accepted the message (201)");
                 change.next_attempt_at = Some(now_millis() + millis(self.config.delivery.first_poll_after));
                 change.io_message_id = io_id.clone();
-                if !self.change(change).await {
+                if !self.change(m, change).await {
                     log::error!(message_id:display = m.id, io_message_id = io_id.as_deref().unwrap_or("?");
                                 "IO accepted a message but its new state could not be stored");
                 }
@@ -364,7 +375,7 @@ impl Lane {
                 let mut change =
                     Change::new(m.id, State::Sending, State::Ambiguous, "IO answered 504 after the request was sent");
                 change.error = Some(problem_text(&answer));
-                self.change(change).await;
+                self.change(m, change).await;
                 Health::Bad
             }
             _ => self.refused(m, State::Sending, key, &answer, "send refused").await,
@@ -376,7 +387,7 @@ impl Lane {
         let reason = format!("IO refused the message ({})", answer.status.as_u16());
         let mut change = Change::new(m.id, State::Sending, State::RejectedByIo, reason);
         change.error = Some(problem_text(answer));
-        self.change(change).await;
+        self.change(m, change).await;
         Health::Good
     }
 
@@ -385,7 +396,7 @@ impl Lane {
             Duration::from_millis(u64::try_from(now_millis().saturating_sub(m.state_changed_at)).unwrap_or(0));
         if waiting > self.config.delivery.max_age {
             let reason = "no final status from IO within the maximum age";
-            self.change(Change::new(m.id, State::Sent, State::Unconfirmed, reason)).await;
+            self.change(m, Change::new(m.id, State::Sent, State::Unconfirmed, reason)).await;
             return Health::Neutral;
         }
         let next = poll_delay(waiting, self.config.delivery.first_poll_after);
@@ -395,7 +406,7 @@ impl Lane {
             return Health::Neutral;
         };
         self.gate.acquire(CallClass::StatusPoll).await;
-        let answer = match self.client.get_message(&key, &m.fiscal_code, io_id).await {
+        let answer = match self.call("status", self.client.get_message(&key, &m.fiscal_code, io_id)).await {
             Ok(answer) => answer,
             Err(failure) => {
                 self.later(m, State::Sent, State::Sent, next, "status read failed", Some(failure.to_string())).await;
@@ -420,7 +431,7 @@ impl Lane {
         if to == State::Sent {
             change.next_attempt_at = Some(now_millis() + millis(next));
         }
-        self.change(change).await;
+        self.change(m, change).await;
         Health::Good
     }
 
@@ -470,17 +481,23 @@ impl Lane {
         change.next_attempt_at = Some(now_millis() + millis(delay));
         change.attempted = error.is_some() && from != State::Sending && from != State::Sent;
         change.error = error;
-        self.change(change).await;
+        self.change(m, change).await;
     }
 
     /// Stores a change. Outcomes of calls to IO must not be lost: a full or failing
     /// queue is retried for a while before giving up (the message then shows its old
     /// state, which a restart or the ambiguous policy resolves).
-    async fn change(&self, change: Change) -> bool {
+    async fn change(&self, m: &StoredMessage, change: Change) -> bool {
         let mut wait = Duration::from_millis(20);
         for _ in 0..12 {
             match self.queue.apply(vec![change.clone()]).await {
-                Ok(applied) => return applied.first().copied().unwrap_or(false),
+                Ok(applied) => {
+                    let applied = applied.first().copied().unwrap_or(false);
+                    if applied {
+                        self.record(m, change.to);
+                    }
+                    return applied;
+                }
                 Err(QueueError::Closed) => break,
                 Err(e) => {
                     log::warn!(error:display = e, message_id:display = change.id; "cannot store a delivery outcome yet; retrying");

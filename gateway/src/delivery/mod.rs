@@ -37,10 +37,23 @@ mod render;
 
 use crate::config::{Config, ServiceName};
 use crate::io_client::{Answer, CallFailure, IoClient};
+use crate::metrics::Metrics;
 use crate::queue::Queue;
 use connectors::domain::FiscalCode;
 use std::sync::Arc;
 use tokio::sync::watch;
+
+/// One institution's budget as the metrics show it.
+#[derive(Debug, Clone)]
+pub struct BudgetView {
+    pub institution: String,
+    /// Calls per window (`None`: unlimited, as in some sandboxes).
+    pub per_window: Option<u32>,
+    pub remaining: u32,
+    /// Calls made since start.
+    pub used: u64,
+    pub circuit_open: bool,
+}
 
 /// The running lanes.
 pub struct Delivery {
@@ -51,7 +64,7 @@ pub struct Delivery {
 
 impl Delivery {
     /// Starts one lane per institution.
-    pub fn start(config: Arc<Config>, queue: Arc<Queue>, client: Arc<IoClient>) -> Delivery {
+    pub fn start(config: Arc<Config>, queue: Arc<Queue>, client: Arc<IoClient>, metrics: Arc<Metrics>) -> Delivery {
         let (stop, stopped) = watch::channel(false);
         let mut lanes = Vec::new();
         let mut tasks = Vec::new();
@@ -61,6 +74,7 @@ impl Delivery {
                 Arc::clone(&config),
                 Arc::clone(&queue),
                 Arc::clone(&client),
+                Arc::clone(&metrics),
             ));
             tasks.push(tokio::spawn(Arc::clone(&lane).run(stopped.clone())));
             lanes.push(lane);
@@ -71,6 +85,29 @@ impl Delivery {
     /// IO calls made so far, per institution.
     pub fn calls(&self) -> Vec<(String, u64)> {
         self.lanes.iter().map(|lane| (lane.institution.name.clone(), lane.gate.used())).collect()
+    }
+
+    /// Reads the IO subscription keys again; returns how many could not be read (those
+    /// keep their old value).
+    pub fn reload_keys(&self) -> usize {
+        self.lanes.iter().map(|lane| lane.reload_keys()).sum()
+    }
+
+    /// Each institution's budget and breaker, for the metrics.
+    pub fn budgets(&self) -> Vec<BudgetView> {
+        self.lanes
+            .iter()
+            .map(|lane| BudgetView {
+                institution: lane.institution.name.clone(),
+                per_window: match lane.institution.budget {
+                    crate::rate_limit::Budget::Limited { calls, .. } => Some(calls),
+                    crate::rate_limit::Budget::Unlimited => None,
+                },
+                remaining: lane.gate.remaining(),
+                used: lane.gate.used(),
+                circuit_open: lane.is_tripped(),
+            })
+            .collect()
     }
 
     /// A profile lookup for a local client, on the service's institution budget (as a

@@ -23,6 +23,7 @@ mod pipeline;
 mod progress;
 pub mod recipe;
 mod report;
+pub mod templates;
 pub mod watch;
 
 pub use progress::Progress;
@@ -135,6 +136,16 @@ impl Job {
     /// Resolves a request against the configuration: the service (the only one when
     /// there is one), its institution, the template file and its kind, the mapping.
     pub fn resolve(config: &Config, format: Format, request: &Request) -> Result<Job, String> {
+        Job::resolve_with(config, format, request, |name| load_template(config, name))
+    }
+
+    /// `resolve` with templates from `load` (the watch folders' cache).
+    pub fn resolve_with(
+        config: &Config,
+        format: Format,
+        request: &Request,
+        load: impl Fn(&str) -> Result<(Template, String), String>,
+    ) -> Result<Job, String> {
         let services: Vec<(&ServiceName, &OrgFiscalCode)> = config
             .institutions
             .iter()
@@ -163,7 +174,7 @@ impl Job {
             (None, true, Campaign::PaperCard) => "carta-identita-cartacea".into(),
             (None, false, _) => return Err("a payment import needs a template: --template NAME".into()),
         };
-        let (template, template_text) = load_template(config, &template_name)?;
+        let (template, template_text) = load(&template_name)?;
         let kind = if format.is_anpr() { Kind::IdCard } else { Kind::Payment };
         if template.kind() != kind {
             return Err(format!(

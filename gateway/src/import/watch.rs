@@ -17,8 +17,10 @@
 //!   later: records already queued are skipped as duplicates. A crash mid-import does
 //!   the same at the next start.
 
+use super::templates::TemplateCache;
 use super::{run, Format, Job, Outcome, Progress, Report, Request, Sink};
 use crate::config::{Config, WatchFolder};
+use crate::metrics::Metrics;
 use crate::queue::Limits;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -36,12 +38,22 @@ const IN_PROGRESS_SUFFIXES: &[&str] = &[".part", ".tmp", ".filepart", ".crdownlo
 pub struct Watcher {
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
+    templates: Arc<TemplateCache>,
+}
+
+/// What every import of the watcher shares.
+struct Shared {
+    config: Arc<Config>,
+    database: PathBuf,
+    limits: Limits,
+    templates: Arc<TemplateCache>,
+    metrics: Arc<Metrics>,
 }
 
 impl Watcher {
     /// Creates the folders' `inbox/`, `done/`, `rejected/` and starts watching. `None`
     /// when no folder is configured.
-    pub fn start(config: Arc<Config>, database: PathBuf, limits: Limits) -> Option<Watcher> {
+    pub fn start(config: Arc<Config>, database: PathBuf, limits: Limits, metrics: Arc<Metrics>) -> Option<Watcher> {
         if config.import.watch.is_empty() {
             return None;
         }
@@ -55,8 +67,15 @@ impl Watcher {
             log::info!(directory:display = folder.directory.display(), format = folder.format.as_str(); "watching for files");
         }
         let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(watch_loop(config, database, limits, stopped));
-        Some(Watcher { stop, task })
+        let templates = Arc::new(TemplateCache::load(&config));
+        let shared = Arc::new(Shared { config, database, limits, templates: Arc::clone(&templates), metrics });
+        let task = tokio::spawn(watch_loop(shared, stopped));
+        Some(Watcher { stop, task, templates })
+    }
+
+    /// The folders' templates, for a SIGHUP reload.
+    pub fn templates(&self) -> Arc<TemplateCache> {
+        Arc::clone(&self.templates)
     }
 
     /// Stops after the file being imported, if any, is finished.
@@ -74,14 +93,14 @@ struct Seen {
     not_before: Option<Instant>,
 }
 
-async fn watch_loop(config: Arc<Config>, database: PathBuf, limits: Limits, mut stop: watch::Receiver<bool>) {
+async fn watch_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     let mut seen: HashMap<PathBuf, Seen> = HashMap::new();
     while !*stop.borrow() {
-        for folder in &config.import.watch {
+        for folder in &shared.config.import.watch {
             for path in ready_files(folder, &mut seen) {
-                let (config, database, folder) = (Arc::clone(&config), database.clone(), folder.clone());
+                let (shared, folder) = (Arc::clone(&shared), folder.clone());
                 let file = path.clone();
-                let done = tokio::task::spawn_blocking(move || import_one(&config, &folder, &file, &database, limits));
+                let done = tokio::task::spawn_blocking(move || import_one(&shared, &folder, &file));
                 match done.await {
                     Ok(Disposition::Retry) => {
                         if let Some(entry) = seen.get_mut(&path) {
@@ -151,17 +170,25 @@ enum Disposition {
 }
 
 /// Imports one settled file and moves it.
-fn import_one(config: &Config, folder: &WatchFolder, file: &Path, database: &Path, limits: Limits) -> Disposition {
+fn import_one(shared: &Shared, folder: &WatchFolder, file: &Path) -> Disposition {
+    let (config, database, limits) = (shared.config.as_ref(), shared.database.as_path(), shared.limits);
     let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let done_dir = folder.directory.join("done");
     let rejected_dir = folder.directory.join("rejected");
     let report_path = done_dir.join(format!("{name}.report.csv"));
-    let job = folder.format.parse::<Format>().and_then(|format| Job::resolve(config, format, &request_for(folder)));
+    let load = |name: &str| shared.templates.get(config, name);
+    let job = folder
+        .format
+        .parse::<Format>()
+        .and_then(|format| Job::resolve_with(config, format, &request_for(folder), load));
+    let files = shared.metrics.import_files.clone();
+    let count_file = |result: &str| files.with_label_values(&[folder.format.as_str(), result]).inc();
     let job = match job {
         Ok(job) => job,
         Err(reason) => {
             log::error!(file = name.as_str(), reason = reason.as_str(); "watch folder: cannot import; file rejected");
             move_with_note(file, &rejected_dir, &name, "error.txt", &format!("not imported: {reason}\n"));
+            count_file("rejected");
             return Disposition::Moved;
         }
     };
@@ -174,9 +201,11 @@ fn import_one(config: &Config, folder: &WatchFolder, file: &Path, database: &Pat
         Err(reason) => {
             log::error!(file = name.as_str(), reason = reason.as_str(); "watch folder: cannot import; file rejected");
             move_with_note(file, &rejected_dir, &name, "error.txt", &format!("not imported: {reason}\n"));
+            count_file("rejected");
             return Disposition::Moved;
         }
     };
+    count_rows(shared, folder, &job, &outcome);
     log_outcome(&name, &outcome, started.elapsed());
     if let Err(e) = &report_written {
         log::error!(file = name.as_str(), error = e.as_str(); "watch folder: the report could not be written");
@@ -193,10 +222,29 @@ fn import_one(config: &Config, folder: &WatchFolder, file: &Path, database: &Pat
             log::warn!(file = name.as_str(), error:display = e; "watch folder: the report stays in done/");
         }
         move_with_note(file, &rejected_dir, &name, "error.txt", &outcome.to_string());
+        count_file("rejected");
     } else {
         move_with_note(file, &done_dir, &name, "summary.txt", &outcome.to_string());
+        count_file("done");
     }
     Disposition::Moved
+}
+
+/// Rows by result, and the messages queued as accepted (source `import`).
+fn count_rows(shared: &Shared, folder: &WatchFolder, job: &Job, outcome: &Outcome) {
+    let metrics = &shared.metrics;
+    let format = folder.format.as_str();
+    for (result, count) in [
+        ("queued", outcome.queued),
+        ("duplicate", outcome.duplicates),
+        ("rejected", outcome.rejected),
+        ("skipped", outcome.skipped),
+    ] {
+        metrics.import_rows.with_label_values(&[format, result]).inc_by(count);
+    }
+    let institution =
+        shared.config.institutions.iter().find(|i| i.fiscal_code == job.institution).map_or("?", |i| i.name.as_str());
+    metrics.accepted.with_label_values(&[institution, job.service.as_str(), "import"]).inc_by(outcome.queued);
 }
 
 fn request_for(folder: &WatchFolder) -> Request {

@@ -59,8 +59,11 @@ pub enum CallFailure {
     Unknown(String),
 }
 
+type Http = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+
 pub struct IoClient {
-    http: Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
+    /// Replaced whole by `reload`; calls in flight finish on the one they took.
+    http: std::sync::RwLock<Http>,
     base: String,
     timeouts: Timeouts,
 }
@@ -68,23 +71,17 @@ pub struct IoClient {
 impl IoClient {
     /// Loads the certificate, key and CA bundle the endpoint names.
     pub fn new(endpoint: &IoEndpoint, timeouts: Timeouts) -> Result<IoClient, TlsError> {
-        let tls = tls::client_config(endpoint)?;
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_connect_timeout(Some(timeouts.connect));
-        http.set_nodelay(true);
-        http.set_keepalive(Some(Duration::from_secs(60)));
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(50))
-            .pool_max_idle_per_host(512)
-            .build(connector);
+        let http = http_client(endpoint, timeouts)?;
         let base = endpoint.base_url.to_string().trim_end_matches('/').to_string();
-        Ok(IoClient { http: client, base, timeouts })
+        Ok(IoClient { http: std::sync::RwLock::new(http), base, timeouts })
+    }
+
+    /// Reads the certificate, key and CA bundle again for new connections; on any problem
+    /// the old ones stay in use.
+    pub fn reload(&self, endpoint: &IoEndpoint) -> Result<(), TlsError> {
+        let http = http_client(endpoint, self.timeouts)?;
+        *self.http.write().unwrap_or_else(|p| p.into_inner()) = http;
+        Ok(())
     }
 
     /// `GET /profiles/{fiscal_code}`.
@@ -120,7 +117,8 @@ impl IoClient {
             .body(Full::new(body.unwrap_or_default()))
             .map_err(|e| CallFailure::NotSent(format!("cannot build the request: {e}")))?;
         let exchange = async {
-            let response = self.http.request(request).await.map_err(|e| {
+            let http = self.http.read().unwrap_or_else(|p| p.into_inner()).clone();
+            let response = http.request(request).await.map_err(|e| {
                 if e.is_connect() || tls_refused(&e) {
                     CallFailure::NotSent(error_chain(&e))
                 } else {
@@ -201,3 +199,21 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 
 #[cfg(test)]
 mod tests;
+
+fn http_client(endpoint: &IoEndpoint, timeouts: Timeouts) -> Result<Http, TlsError> {
+    let tls = tls::client_config(endpoint)?;
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_connect_timeout(Some(timeouts.connect));
+    http.set_nodelay(true);
+    http.set_keepalive(Some(Duration::from_secs(60)));
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
+    Ok(Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(50))
+        .pool_max_idle_per_host(512)
+        .build(connector))
+}

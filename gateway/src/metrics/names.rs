@@ -2,14 +2,14 @@
 //! the name, `_total` on counters, bounded label values). The Grafana dashboard and the
 //! alert rules in `packaging/` use exactly these names.
 
-/// Gauge, always 1: `version`, `target` (the Rust target triple it was built for).
+/// Gauge, always 1: `version`, `arch` (the CPU architecture it was built for).
 pub const BUILD_INFO: &str = "io_gateway_build_info";
 
 /// Counter: messages accepted into the queue, by `institution`, `service`, `source`
 /// (`api` or `import`).
 pub const MESSAGES_ACCEPTED: &str = "io_gateway_messages_accepted_total";
 /// Counter: posts the local API refused, by `reason` (`invalid`, `unauthorized`,
-/// `forbidden`, `backpressure`, `conflict`).
+/// `forbidden`, `backpressure`, `conflict`, `error`).
 pub const MESSAGES_REFUSED: &str = "io_gateway_messages_refused_total";
 /// Counter: messages IO accepted (201), by `institution`, `service`.
 pub const MESSAGES_SENT: &str = "io_gateway_messages_sent_total";

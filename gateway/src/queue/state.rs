@@ -115,6 +115,8 @@ pub enum Priority {
 }
 
 impl Priority {
+    pub const ALL: [Priority; 3] = [Priority::Urgent, Priority::Normal, Priority::Bulk];
+
     pub fn as_sql(self) -> i64 {
         match self {
             Priority::Urgent => 0,
@@ -124,7 +126,7 @@ impl Priority {
     }
 
     pub fn from_sql(value: i64) -> Option<Priority> {
-        [Priority::Urgent, Priority::Normal, Priority::Bulk].into_iter().find(|p| p.as_sql() == value)
+        Priority::ALL.into_iter().find(|p| p.as_sql() == value)
     }
 
     pub fn as_str(self) -> &'static str {

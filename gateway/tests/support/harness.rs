@@ -93,9 +93,12 @@ first_poll_after_seconds = 1
     let prepared = Prepared::new(Config::from_toml_str(&config).unwrap()).await.unwrap();
     let addr = prepared.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(prepared.run(async {
-        let _ = stopped.await;
-    }));
+    let task = tokio::spawn(prepared.run(
+        async {
+            let _ = stopped.await;
+        },
+        None,
+    ));
     Harness { dir, config, sandbox, addr, stop: Some(stop), task }
 }
 
