@@ -10,6 +10,7 @@ pub mod config;
 pub mod delivery;
 pub mod delivery_gate;
 pub mod demo;
+pub mod doctor;
 pub mod http_server;
 pub mod import;
 pub mod io_client;

@@ -6,7 +6,7 @@ use gateway::api::Stopped;
 use gateway::config::Config;
 use gateway::sandbox::{Sandbox, SandboxConfig};
 use gateway::{auth, import, logging, operator, server, shutdown};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// Exit status for an invalid configuration (sysexits' EX_CONFIG).
@@ -56,6 +56,17 @@ enum Command {
     Status {
         #[arg(long, short, value_name = "FILE")]
         config: PathBuf,
+    },
+    /// Check everything that keeps messages from leaving: configuration, file
+    /// permissions, certificates, disk, and IO itself (TLS handshake, each service's keys
+    /// with one profile call for IO's test fiscal code, clock skew against IO's Date).
+    /// Exit status 1 when any check fails.
+    Doctor {
+        #[arg(long, short, value_name = "FILE")]
+        config: PathBuf,
+        /// Skip the calls to IO (no network, no budget spent).
+        #[arg(long)]
+        offline: bool,
     },
     /// List, inspect and move queued messages (safe while the daemon runs).
     Queue {
@@ -171,6 +182,7 @@ fn main() -> ExitCode {
         Command::CheckConfig { config } => check_config(&config),
         Command::ClientKey => client_key(),
         Command::Import(args) => import_file(args),
+        Command::Doctor { config, offline } => doctor(&config, offline),
         Command::Status { config } => with_config(&config, |config| print_result(operator::status(config))),
         Command::Outcomes { config, state, since } => with_config(&config, |config| outcomes(config, &state, since)),
         Command::Queue { config, command } => match config {
@@ -456,6 +468,23 @@ fn client_key() -> ExitCode {
             eprintln!("the system random number generator failed");
             ExitCode::FAILURE
         }
+    }
+}
+
+fn doctor(config: &Path, offline: bool) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("doctor: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let findings = runtime.block_on(gateway::doctor::run(config, !offline));
+    print!("{}", findings.render());
+    if findings.worst() == gateway::doctor::Verdict::Fail {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
     }
 }
 

@@ -2,7 +2,9 @@
 //! release|cancel` and `outcomes`. All of it reads the queue database through
 //! `queue::admin` (its own connection), so it works whether the daemon runs or not.
 
+use crate::certificates::CertificateInfo;
 use crate::config::Config;
+use crate::metrics::names;
 use crate::queue::admin::{Action, Admin, Filter, Moved};
 use crate::queue::{now_millis, MessageId, Priority, State};
 use std::collections::BTreeMap;
@@ -18,7 +20,11 @@ pub fn status(config: &Config) -> Result<String, String> {
     let now = now_millis();
     let mut out = String::new();
     let listen = config.local_api.listen;
-    let daemon = if listen.port() == 0 {
+    // The metrics listener is plain HTTP even when the local API is TLS.
+    let live = config.metrics.as_ref().and_then(|m| fetch_metrics(m.listen));
+    let daemon = if live.is_some() {
+        format!("answering (metrics on {})", config.metrics.as_ref().map_or(listen, |m| m.listen))
+    } else if listen.port() == 0 {
         "unknown (the local API listens on port 0)".to_string()
     } else if health(listen) {
         format!("answering on {listen}")
@@ -78,7 +84,35 @@ pub fn status(config: &Config) -> Result<String, String> {
     let last = last.map_or("never".to_string(), |at| ago(now, at));
     let _ = writeln!(out, "last answer from IO that moved a message: {last}");
     for institution in &config.institutions {
-        let _ = writeln!(out, "rate budget:        {}: {}", institution.name, institution.budget.describe());
+        let name = &institution.name;
+        let series = |metric: &str| {
+            live.as_deref().and_then(|text| sample(text, &format!("{metric}{{institution=\"{name}\"}}")))
+        };
+        let now_text = match (series(names::RATE_BUDGET_REMAINING), series(names::RATE_BUDGET_USED)) {
+            (Some(remaining), Some(used)) => format!("; now {remaining} free in the window, {used} calls since start"),
+            _ => String::new(),
+        };
+        let _ = writeln!(out, "rate budget:        {name}: {}{now_text}", institution.budget.describe());
+    }
+    let mut certificates = Vec::new();
+    certificates.extend(config.io.client_certificate.as_ref().map(|p| ("IO client", p)));
+    certificates.extend(config.local_api.tls.as_ref().map(|t| ("local API", &t.certificate)));
+    let mut expiring = Vec::new();
+    for (what, path) in certificates {
+        let text = match CertificateInfo::read(path) {
+            Ok(info) => {
+                let days = info.days_left(now / 1000);
+                if days < 30 {
+                    expiring.push(format!("the {what} certificate expires in {days} day(s): renew it and reload"));
+                }
+                format!("valid until {} ({days} days)", time(info.not_after.saturating_mul(1000)))
+            }
+            Err(e) => {
+                expiring.push(format!("the {what} certificate cannot be read"));
+                e.to_string()
+            }
+        };
+        let _ = writeln!(out, "certificate:        {what}: {text}");
     }
     let mut attention = Vec::new();
     if count(State::Ambiguous) > 0 {
@@ -93,6 +127,7 @@ pub fn status(config: &Config) -> Result<String, String> {
     if waiting >= limit {
         attention.push("the queue is full: new messages get 503".into());
     }
+    attention.extend(expiring);
     if !disk_note.is_empty() {
         attention.push("free disk is below the floor: new messages get 503".into());
     }
@@ -280,6 +315,30 @@ fn health(address: std::net::SocketAddr) -> bool {
     }
     let mut answer = [0u8; 12];
     stream.read_exact(&mut answer).is_ok() && answer.starts_with(b"HTTP/1.1 200")
+}
+
+/// The daemon's own `/metrics`, if it answers within a second.
+fn fetch_metrics(address: std::net::SocketAddr) -> Option<String> {
+    if address.port() == 0 {
+        return None;
+    }
+    let address = if address.ip().is_unspecified() {
+        std::net::SocketAddr::from(([127, 0, 0, 1], address.port()))
+    } else {
+        address
+    };
+    let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(1)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    let request = format!("GET /metrics HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).ok()?;
+    answer.starts_with("HTTP/1.1 200").then_some(answer)
+}
+
+/// The value of one series (`name{labels}` as printed) in a metrics text.
+fn sample(text: &str, series: &str) -> Option<u64> {
+    text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
 fn iso(ms: i64) -> String {

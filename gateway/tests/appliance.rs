@@ -33,11 +33,18 @@ async fn sandbox() -> Sandbox {
 fn config_with(dir: &Path, base_url: &str, extra: &str) -> std::path::PathBuf {
     let text = support::config_text(dir, "", false)
         .replace("base_url = \"http://127.0.0.1:9/api/v1\"", &format!("base_url = \"{base_url}\""))
-        + "\n[delivery]\nfirst_poll_after_seconds = 1\n[metrics]\nlisten = \"127.0.0.1:0\"\n"
+        + &format!("\n[delivery]\nfirst_poll_after_seconds = 1\n[metrics]\nlisten = \"127.0.0.1:{}\"\n", free_port())
         + extra;
     let path = dir.join("gateway.toml");
     std::fs::write(&path, text).unwrap();
     path
+}
+
+/// A port free a moment ago: `status` needs the metrics listener's real port in the
+/// configuration (the daemon still binds before it says it is ready, so a clash fails
+/// loudly rather than flakily).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// A gateway process whose log is collected; the metrics URL is read from the log.
@@ -170,7 +177,18 @@ async fn metrics_count_deliveries_refusals_and_queue_state() {
     })
     .await
     .unwrap();
-    let text = tokio::task::spawn_blocking(move || (daemon.metrics(), daemon)).await.unwrap().0;
+    let status_config = dir.path().join("gateway.toml");
+    let (text, status) = tokio::task::spawn_blocking(move || {
+        let text = daemon.metrics();
+        let out = Command::new(support::binary()).arg("status").arg("--config").arg(&status_config).output().unwrap();
+        drop(daemon);
+        (text, String::from_utf8_lossy(&out.stdout).to_string())
+    })
+    .await
+    .unwrap();
+    // `status` reads the live budget from the daemon's /metrics.
+    assert!(status.contains("daemon:             answering (metrics on 127.0.0.1:"), "{status}");
+    assert!(status.contains("rate budget:        Comune di Esempio: 150 calls per 5 s; now "), "{status}");
 
     let inst = r#"institution="Comune di Esempio""#;
     let checks = [
@@ -308,6 +326,9 @@ fn sighup_swaps_certificates_and_keys_and_keeps_the_old_ones_when_the_new_are_ba
     daemon.wait_log("reload complete");
     daemon.wait_log("new IO subscription keys in use");
     assert_eq!(served_certificate(api, &cas), der_of(&new.server_certificate));
+    let status = Command::new(support::binary()).arg("status").arg("--config").arg(&config).output().unwrap();
+    let status = format!("{}{}", String::from_utf8_lossy(&status.stdout), String::from_utf8_lossy(&status.stderr));
+    assert!(status.contains("certificate:        local API: valid until"), "{status}");
 
     // A certificate that does not match its key, and a missing IO key: refused, the
     // ones in use stay, and the log says why.
@@ -321,4 +342,64 @@ fn sighup_swaps_certificates_and_keys_and_keeps_the_old_ones_when_the_new_are_ba
 
     daemon.signal(Signal::TERM);
     assert_eq!(daemon.wait_exit(), 0);
+}
+
+fn chmod(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_checks_files_certificates_and_a_real_mtls_call_to_io() {
+    use gateway::test_pki::{generate, ServerKey};
+    let dir = tempfile::tempdir().unwrap();
+    let pki = generate(dir.path(), ServerKey::Ecdsa, "Comune di Esempio").unwrap();
+    let sandbox_config = format!(
+        "listen = \"127.0.0.1:0\"\n[tls]\ncertificate = \"{}\"\nprivate_key = \"{}\"\nclient_ca = \"{}\"\n\
+         [[services]]\nservice_id = \"01JTESTSERVICETARI\"\ninstitution = \"80000000010\"\nprimary_key = \"io-subscription-key-tari\"\n\
+         [[services]]\nservice_id = \"01JTESTSERVICEANAGRAFE\"\ninstitution = \"80000000010\"\nprimary_key = \"io-subscription-key-tari\"\n",
+        pki.server_certificate.display(),
+        pki.server_key.display(),
+        pki.ca_certificate.display()
+    );
+    let io = Sandbox::start(SandboxConfig::from_toml_str(&sandbox_config).unwrap()).await.unwrap();
+    let io_section = format!(
+        "base_url = \"{}\"\nclient_certificate = \"{}\"\nclient_key = \"{}\"\nca_bundle = \"{}\"",
+        io.base_url(),
+        pki.client_certificate.display(),
+        pki.client_key.display(),
+        pki.ca_certificate.display()
+    );
+    let text =
+        support::config_text(dir.path(), "", false).replace("base_url = \"http://127.0.0.1:9/api/v1\"", &io_section);
+    let config = dir.path().join("gateway.toml");
+    std::fs::write(&config, text).unwrap();
+    for file in [&config, &pki.client_key, &dir.path().join("tari.key")] {
+        chmod(file, 0o600);
+    }
+    let doctor = |config: &Path| {
+        let out = Command::new(support::binary()).arg("doctor").arg("--config").arg(config).output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).to_string())
+    };
+
+    let config_path = config.clone();
+    let (code, text) = tokio::task::spawn_blocking(move || doctor(&config_path)).await.unwrap();
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("ok    IO           tari primary key of Comune di Esempio: TLS handshake and key accepted"),
+        "{text}"
+    );
+    assert!(text.contains("ok    clock"), "{text}");
+    assert!(text.contains("IO client") && text.contains("the key matches the certificate"), "{text}");
+    assert!(!text.contains("FAIL"), "{text}");
+
+    // A world-readable client key and a subscription key IO refuses: both named, exit 1.
+    chmod(&pki.client_key, 0o644);
+    std::fs::write(dir.path().join("tari.key"), "not-the-key").unwrap();
+    let config_path = config.clone();
+    let (code, text) = tokio::task::spawn_blocking(move || doctor(&config_path)).await.unwrap();
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("FAIL  permissions  IO client key") && text.contains("readable by every user"), "{text}");
+    assert!(text.contains("IO refuses this subscription key (401)"), "{text}");
+    assert!(text.contains("fix the FAIL lines first"), "{text}");
 }
