@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{watch, Semaphore};
 
-mod observe;
+mod outcomes;
 
 /// How long a service whose keys or certificate IO refuses is left alone.
 pub(super) const SERVICE_HOLD: Duration = Duration::from_secs(300);
@@ -433,81 +433,6 @@ impl Lane {
         }
         self.change(m, change).await;
         Health::Good
-    }
-
-    /// 401/403 (our credentials), 429, 5xx and other refusals: the message waits (a
-    /// send goes back to `queued`), counted as an attempt only when IO failed.
-    async fn refused(&self, m: &StoredMessage, from: State, key: &Secret, answer: &Answer, reason: &str) -> Health {
-        let back_to = if from == State::Sent { State::Sent } else { State::Queued };
-        let error = Some(problem_text(answer));
-        match answer.status.as_u16() {
-            429 => {
-                let pause = answer.retry_after.unwrap_or(Duration::from_secs(5));
-                self.gate.pause(pause);
-                log::warn!(institution = self.institution.name.as_str(), seconds = pause.as_secs(); "IO answered 429: the whole budget pauses");
-                self.later(m, from, back_to, pause, reason, None).await;
-                Health::Neutral
-            }
-            401 | 403 => {
-                self.keys.refused(&m.service, key, answer);
-                self.later(m, from, back_to, Duration::ZERO, reason, error).await;
-                Health::Neutral
-            }
-            s if s >= 500 => {
-                let delay = if from == State::Sent { Duration::from_secs(60) } else { retry_delay(m.attempts) };
-                self.later(m, from, back_to, delay, reason, error).await;
-                Health::Bad
-            }
-            status => {
-                log::error!(message_id:display = m.id, status = status; "IO refused a call; check the service configuration");
-                self.later(m, from, back_to, SERVICE_HOLD, reason, error).await;
-                Health::Neutral
-            }
-        }
-    }
-
-    /// Back to `to` after `delay`; `error` (IO's words, kept out of the transition
-    /// record) becomes `last_error` and counts as a failed attempt.
-    async fn later(
-        &self,
-        m: &StoredMessage,
-        from: State,
-        to: State,
-        delay: Duration,
-        reason: &str,
-        error: Option<String>,
-    ) {
-        let mut change = Change::new(m.id, from, to, reason);
-        change.next_attempt_at = Some(now_millis() + millis(delay));
-        change.attempted = error.is_some() && from != State::Sending && from != State::Sent;
-        change.error = error;
-        self.change(m, change).await;
-    }
-
-    /// Stores a change. Outcomes of calls to IO must not be lost: a full or failing
-    /// queue is retried for a while before giving up (the message then shows its old
-    /// state, which a restart or the ambiguous policy resolves).
-    async fn change(&self, m: &StoredMessage, change: Change) -> bool {
-        let mut wait = Duration::from_millis(20);
-        for _ in 0..12 {
-            match self.queue.apply(vec![change.clone()]).await {
-                Ok(applied) => {
-                    let applied = applied.first().copied().unwrap_or(false);
-                    if applied {
-                        self.record(m, change.to);
-                    }
-                    return applied;
-                }
-                Err(QueueError::Closed) => break,
-                Err(e) => {
-                    log::warn!(error:display = e, message_id:display = change.id; "cannot store a delivery outcome yet; retrying");
-                    tokio::time::sleep(wait).await;
-                    wait = (wait * 2).min(Duration::from_secs(5));
-                }
-            }
-        }
-        log::error!(message_id:display = change.id, to = change.to.as_sql(); "a delivery outcome could not be stored");
-        false
     }
 }
 
