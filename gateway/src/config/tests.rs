@@ -29,6 +29,18 @@ fn the_example_configuration_parses() {
     assert_eq!(config.delivery.profile_check, ProfileCheck::Cached(std::time::Duration::from_secs(24 * 3600)));
     assert_eq!(config.delivery.ambiguous, AmbiguousPolicy::Retry);
     assert_eq!(config.delivery.max_in_flight, 256);
+    assert_eq!(config.metrics.as_ref().map(|m| m.listen.to_string()), Some("127.0.0.1:9464".to_string()));
+}
+
+#[test]
+fn the_metrics_listener_is_checked() {
+    let bad = EXAMPLE.replace("listen = \"127.0.0.1:9464\"", "listen = \"everywhere\"");
+    assert_eq!(problems(&bad).len(), 1, "{:?}", problems(&bad));
+    assert!(problems(&bad)[0].starts_with("metrics.listen:"), "{:?}", problems(&bad));
+    let clash = EXAMPLE.replace("listen = \"127.0.0.1:9464\"", "listen = \"127.0.0.1:8080\"");
+    assert_eq!(problems(&clash), ["metrics.listen: must differ from local_api.listen"]);
+    let none = EXAMPLE.replace("[metrics]\nlisten = \"127.0.0.1:9464\"\n", "");
+    assert!(Config::from_toml_str(&none).unwrap().metrics.is_none());
 }
 
 #[test]
