@@ -20,4 +20,5 @@ pub mod rate_limit;
 pub mod sandbox;
 pub mod server;
 pub mod shutdown;
+pub mod signing;
 pub mod test_pki;
