@@ -2,6 +2,7 @@
 //! outbound requests to IO (RFC 9421), receipts for local clients (compact JWS) and the
 //! audit trail's checkpoints; its public keys, retired ones included, form a JWK Set.
 
+pub mod http_signature;
 pub mod jwk;
 pub mod key;
 
