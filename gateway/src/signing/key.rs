@@ -3,8 +3,9 @@
 //! rotation never orphans an old signature.
 //!
 //! The key directory holds:
-//! - [`KEY_FILE`], the current private key as a PKCS#8 v2 `PRIVATE KEY` PEM (what
-//!   `openssl pkey` reads), mode 0600. It is written under a temporary name opened with
+//! - [`KEY_FILE`], the current private key as a PKCS#8 v2 (RFC 5958, with the public key)
+//!   `PRIVATE KEY` PEM, mode 0600; OpenSSL 3.0 does not read v2 Ed25519 keys, and nothing
+//!   outside the gateway needs to. It is written under a temporary name opened with
 //!   `O_CREAT|O_EXCL` and mode 0600, so no byte of it ever exists with a wider mode, synced,
 //!   then linked into place (generate: never over an existing key) or renamed over the old
 //!   key (rotate). [`KeyRing::load`] refuses a key file that group or others may read.
