@@ -4,6 +4,7 @@
 //! `main.rs` only wires the command line to the functions here.
 
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod delivery;
