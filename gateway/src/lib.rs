@@ -4,6 +4,7 @@
 //! `main.rs` only wires the command line to the functions here.
 
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod certificates;
 pub mod config;
@@ -23,4 +24,5 @@ pub mod reload;
 pub mod sandbox;
 pub mod server;
 pub mod shutdown;
+pub mod signing;
 pub mod test_pki;
