@@ -79,6 +79,7 @@ pub struct Reloadable {
     pub local_certificate: Option<Arc<LocalCertificate>>,
     pub client: Arc<IoClient>,
     pub delivery: Arc<Delivery>,
+    pub keys: crate::server::Keys,
 }
 
 impl Reloadable {
@@ -102,6 +103,15 @@ impl Reloadable {
             }
         }
         refused += self.delivery.reload_keys();
+        if self.config.signing.is_some() {
+            match self.keys.reload(&self.config) {
+                Ok(()) => log::info!("reload: signing key loaded"),
+                Err(e) => {
+                    refused += 1;
+                    log::error!(error:display = e; "reload: signatures keep the old signing key");
+                }
+            }
+        }
         if let Some(templates) = &self.templates {
             for problem in templates.reload(&self.config) {
                 refused += 1;

@@ -11,6 +11,7 @@ use crate::io_client::IoClient;
 use crate::metrics::{self, Metrics, Sources};
 use crate::queue::{Limits, Queue, QueueError};
 use crate::reload::{CertError, LocalCertificate, Reloadable};
+use crate::signing::{CurrentKey, KeyRing};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +28,8 @@ pub enum RunError {
     Certificate(#[from] CertError),
     #[error("cannot set up the connection to IO: {0}")]
     IoClient(#[from] crate::io_client::TlsError),
+    #[error("cannot load the signing key: {0}")]
+    SigningKey(#[from] crate::signing::KeyError),
 }
 
 /// Opens the database and binds the listeners (all can fail before anything is served).
@@ -38,12 +41,41 @@ pub struct Prepared {
     metrics_listener: Option<TcpListener>,
     local_certificate: Option<Arc<LocalCertificate>>,
     metrics: Arc<Metrics>,
+    keys: Keys,
+}
+
+/// The appliance key as each signer sees it (each empty when its use is off).
+#[derive(Clone, Default)]
+pub struct Keys {
+    pub requests: Arc<CurrentKey>,
+    pub receipts: Arc<CurrentKey>,
+}
+
+impl Keys {
+    /// Loads the key ring `[signing]` names (nothing when there is no such section).
+    pub fn load(config: &Config) -> Result<Keys, crate::signing::KeyError> {
+        let keys = Keys::default();
+        keys.reload(config)?;
+        Ok(keys)
+    }
+
+    /// Reads the key directory again (after `io-gateway keys rotate`).
+    pub fn reload(&self, config: &Config) -> Result<(), crate::signing::KeyError> {
+        let Some(signing) = &config.signing else { return Ok(()) };
+        let ring = KeyRing::load(&signing.key_directory)?;
+        let current = Arc::new(ring.into_current());
+        self.requests.set(signing.sign_requests.then(|| Arc::clone(&current)));
+        self.receipts.set(signing.receipts.then_some(current));
+        Ok(())
+    }
 }
 
 impl Prepared {
     pub async fn new(config: Config) -> Result<Prepared, RunError> {
         let local_certificate = config.local_api.tls.as_ref().map(LocalCertificate::load).transpose()?.map(Arc::new);
-        let client = Arc::new(IoClient::new(&config.io, config.delivery.timeouts)?);
+        let keys = Keys::load(&config)?;
+        let client =
+            Arc::new(IoClient::new(&config.io, config.delivery.timeouts)?.with_signer(Arc::clone(&keys.requests)));
         let queue = Queue::open(&config.storage.path, limits(&config))?;
         let address = config.local_api.listen;
         let listener = TcpListener::bind(address).await.map_err(|source| RunError::Bind { address, source })?;
@@ -61,6 +93,7 @@ impl Prepared {
             metrics_listener,
             local_certificate,
             metrics: Arc::new(Metrics::new()),
+            keys,
         })
     }
 
@@ -104,6 +137,7 @@ impl Prepared {
             queue: Arc::clone(&self.queue),
             delivery: Some(Arc::clone(&delivery)),
             metrics: Arc::clone(&metrics),
+            receipts: Arc::clone(&self.keys.receipts),
         });
         let database = self.config.storage.path.clone();
         let watcher = Watcher::start(Arc::clone(&self.config), database, limits(&self.config), Arc::clone(&metrics));
@@ -124,6 +158,7 @@ impl Prepared {
             local_certificate: self.local_certificate.clone(),
             client: Arc::clone(&self.client),
             delivery: Arc::clone(&delivery),
+            keys: self.keys.clone(),
         };
         let reload_task = reloads.map(|signals| tokio::spawn(reload_loop(signals, reloadable)));
         let watchdog = tokio::spawn(watchdog(Arc::clone(&self.queue)));

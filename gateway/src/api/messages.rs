@@ -2,6 +2,7 @@
 
 use super::{authorize, json_response, read_json, ApiState, Body, Problem};
 use crate::queue::{Accepted, Idempotency, MessageId, NewRecord, Priority, QueueError, StoredMessage};
+use crate::signing::jws::Receipt;
 use connectors::domain::{FiscalCode, TestRecipient};
 use connectors::message::NewMessage;
 use http::{header, Request, Response, StatusCode};
@@ -13,6 +14,10 @@ pub const PRIORITY_HEADER: &str = "x-io-gateway-priority";
 const MAX_IDEMPOTENCY_KEY: usize = 255;
 
 /// Validates a message, stores it durably and answers 201 with its id.
+/// The header carrying a 201's signed receipt (a compact JWS, see `signing::jws`).
+pub const RECEIPT_HEADER: &str = "io-gateway-receipt";
+const RECEIPT_ISSUER: &str = "io-gateway";
+
 pub async fn submit(
     state: &ApiState,
     request: Request<Incoming>,
@@ -61,6 +66,16 @@ pub async fn submit(
     let location = header::HeaderValue::from_str(&location)
         .map_err(|_| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal error", "cannot build Location"))?;
     response.headers_mut().insert(header::LOCATION, location);
+    if let Some(key) = state.receipts.get() {
+        let receipt = Receipt::new(&accepted.id(), &raw_body, &client.name, jiff::Timestamp::now(), RECEIPT_ISSUER);
+        match receipt.sign(&key).map(|token| header::HeaderValue::from_str(&token)) {
+            Ok(Ok(value)) => {
+                response.headers_mut().insert(RECEIPT_HEADER, value);
+            }
+            // The message is committed: a 201 without a receipt beats a lost answer.
+            Ok(Err(_)) | Err(_) => log::error!(message_id:display = accepted.id(); "cannot sign a receipt"),
+        }
+    }
     Ok(response)
 }
 

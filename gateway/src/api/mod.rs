@@ -33,6 +33,8 @@ pub struct ApiState {
     /// Delivery, for profile lookups through IO's budget (`None`: no IO connection).
     pub delivery: Option<Arc<crate::delivery::Delivery>>,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Signs a receipt for every accepted message when it holds a key.
+    pub receipts: Arc<crate::signing::CurrentKey>,
 }
 
 /// Serves the API on `listener` until `shutdown` completes, then stops accepting and

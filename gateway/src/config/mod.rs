@@ -67,6 +67,11 @@ impl Config {
             Ok(config) => {
                 let mut problems = environment;
                 problems.extend(import::check_files(&config.import));
+                if let Some(signing) = &config.signing {
+                    if let Err(e) = crate::signing::KeyRing::load(&signing.key_directory) {
+                        problems.push(Problem { location: "signing.key_directory".into(), message: e.to_string() });
+                    }
+                }
                 if problems.is_empty() {
                     Ok(config)
                 } else {

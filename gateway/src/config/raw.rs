@@ -21,6 +21,15 @@ pub(crate) struct RawConfig {
     #[serde(default)]
     pub import: RawImport,
     pub metrics: Option<RawMetrics>,
+    pub signing: Option<RawSigning>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSigning {
+    pub key_directory: PathBuf,
+    pub sign_requests: Option<bool>,
+    pub receipts: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

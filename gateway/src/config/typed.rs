@@ -27,6 +27,18 @@ pub struct Config {
     pub import: super::import::Import,
     /// Where Prometheus scrapes `/metrics` (`None`: no metrics listener).
     pub metrics: Option<MetricsListener>,
+    /// The appliance key and what it signs (`None`: nothing is signed).
+    pub signing: Option<Signing>,
+}
+
+/// `[signing]`: the appliance's Ed25519 key directory (`io-gateway keys generate`).
+#[derive(Debug, Clone)]
+pub struct Signing {
+    pub key_directory: std::path::PathBuf,
+    /// RFC 9421 signatures on every request to IO (default on; IO ignores them).
+    pub sign_requests: bool,
+    /// A signed receipt on every 201 of the local API (default on).
+    pub receipts: bool,
 }
 
 /// `[metrics]`: the Prometheus listener, apart from the local API.
@@ -237,7 +249,12 @@ pub(super) fn build(raw: RawConfig) -> Result<Config, Vec<Problem>> {
     match (io, local_api, storage, delivery, import) {
         (Some(io), Some(local_api), Some(storage), Some(delivery), Some(import)) if c.problems.is_empty() => {
             let metrics = metrics.flatten();
-            Ok(Config { institutions, clients, io, local_api, storage, delivery, import, metrics })
+            let signing = raw.signing.map(|s| Signing {
+                key_directory: s.key_directory,
+                sign_requests: s.sign_requests.unwrap_or(true),
+                receipts: s.receipts.unwrap_or(true),
+            });
+            Ok(Config { institutions, clients, io, local_api, storage, delivery, import, metrics, signing })
         }
         _ => Err(c.problems),
     }

@@ -11,6 +11,7 @@ mod tls;
 pub use tls::TlsError;
 
 use crate::config::{IoEndpoint, Secret};
+use crate::signing::{http_signature, CurrentKey};
 use bytes::Bytes;
 use connectors::domain::FiscalCode;
 use http::{header, Method, Request, StatusCode};
@@ -18,6 +19,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How long to wait.
@@ -66,6 +68,8 @@ pub struct IoClient {
     http: std::sync::RwLock<Http>,
     base: String,
     timeouts: Timeouts,
+    /// Signs every request (RFC 9421) when it holds a key.
+    signer: Arc<CurrentKey>,
 }
 
 impl IoClient {
@@ -73,7 +77,13 @@ impl IoClient {
     pub fn new(endpoint: &IoEndpoint, timeouts: Timeouts) -> Result<IoClient, TlsError> {
         let http = http_client(endpoint, timeouts)?;
         let base = endpoint.base_url.to_string().trim_end_matches('/').to_string();
-        Ok(IoClient { http: std::sync::RwLock::new(http), base, timeouts })
+        Ok(IoClient { http: std::sync::RwLock::new(http), base, timeouts, signer: Arc::new(CurrentKey::default()) })
+    }
+
+    /// Signs every request with the key `signer` holds at the time.
+    pub fn with_signer(mut self, signer: Arc<CurrentKey>) -> IoClient {
+        self.signer = signer;
+        self
     }
 
     /// Reads the certificate, key and CA bundle again for new connections; on any problem
@@ -113,9 +123,15 @@ impl IoClient {
         if body.is_some() {
             request = request.header(header::CONTENT_TYPE, "application/json");
         }
-        let request = request
-            .body(Full::new(body.unwrap_or_default()))
+        let body = body.unwrap_or_default();
+        let mut request = request
+            .body(Full::new(body.clone()))
             .map_err(|e| CallFailure::NotSent(format!("cannot build the request: {e}")))?;
+        if let Some(key) = self.signer.get() {
+            let (method, uri) = (request.method().clone(), request.uri().clone());
+            http_signature::sign(&method, &uri, request.headers_mut(), &body, &key, jiff::Timestamp::now())
+                .map_err(|e| CallFailure::NotSent(format!("cannot sign the request: {e}")))?;
+        }
         let exchange = async {
             let http = self.http.read().unwrap_or_else(|p| p.into_inner()).clone();
             let response = http.request(request).await.map_err(|e| {

@@ -27,6 +27,17 @@ pub struct SandboxConfig {
     pub citizens: Vec<Citizen>,
     #[serde(default)]
     pub faults: Faults,
+    /// Require an RFC 9421 signature by one of these keys on every call (IO itself
+    /// ignores signatures; this proves the gateway's are right).
+    #[serde(default)]
+    pub signatures: Option<SandboxSignatures>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SandboxSignatures {
+    /// A JWK Set file, e.g. the gateway's `public-keys.json`.
+    pub public_keys: PathBuf,
 }
 
 #[derive(Debug, Clone, Deserialize)]

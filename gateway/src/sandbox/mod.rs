@@ -18,6 +18,7 @@ pub use config::SandboxConfig;
 pub use world::{Received, Stats};
 
 use crate::http_server::{self, Body, DropConnection, Stopped};
+use crate::signing::{http_signature, Jwks};
 use bytes::Bytes;
 use http::{header, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
@@ -28,6 +29,8 @@ use std::sync::Arc;
 use world::{Caller, Fault, Lookup, World};
 
 const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// A signature older than this is refused (a replayed request).
+const SIGNATURE_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(300);
 
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
@@ -35,6 +38,20 @@ pub enum SandboxError {
     Bind { address: SocketAddr, source: std::io::Error },
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
+    #[error("cannot read the sandbox's signature keys {path}: {reason}")]
+    SignatureKeys { path: std::path::PathBuf, reason: String },
+}
+
+/// How the sandbox checks signatures: the key file (read at each call, so a rotated key
+/// is known at once), and the scheme it is reached with.
+struct Signatures {
+    public_keys: std::path::PathBuf,
+    scheme: &'static str,
+}
+
+fn read_keys(path: &std::path::Path) -> Result<Jwks, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+    Jwks::from_json(&text).map_err(|e| e.to_string())
 }
 
 /// A running sandbox.
@@ -54,6 +71,15 @@ impl Sandbox {
         let listener =
             tokio::net::TcpListener::bind(address).await.map_err(|source| SandboxError::Bind { address, source })?;
         let addr = listener.local_addr().map_err(|source| SandboxError::Bind { address, source })?;
+        let signatures = match &config.signatures {
+            Some(s) => {
+                read_keys(&s.public_keys)
+                    .map_err(|reason| SandboxError::SignatureKeys { path: s.public_keys.clone(), reason })?;
+                let scheme = if acceptor.is_some() { "https" } else { "http" };
+                Some(Arc::new(Signatures { public_keys: s.public_keys.clone(), scheme }))
+            }
+            None => None,
+        };
         let world = Arc::new(World::new(config));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let tls = acceptor.is_some();
@@ -63,7 +89,8 @@ impl Sandbox {
             tokio::spawn(async move {
                 let handler = move |request| {
                     let world = Arc::clone(&world);
-                    async move { handle(&world, request).await }
+                    let signatures = signatures.clone();
+                    async move { handle(&world, signatures.as_deref(), request).await }
                 };
                 let shutdown = async {
                     let _ = stopped.await;
@@ -106,7 +133,11 @@ impl Sandbox {
     }
 }
 
-async fn handle(world: &World, request: Request<Incoming>) -> Result<Response<Body>, DropConnection> {
+async fn handle(
+    world: &World,
+    signatures: Option<&Signatures>,
+    request: Request<Incoming>,
+) -> Result<Response<Body>, DropConnection> {
     let path = request.uri().path().to_string();
     let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
     match segments.as_slice() {
@@ -130,6 +161,13 @@ async fn handle(world: &World, request: Request<Incoming>) -> Result<Response<Bo
         };
         return Ok(json_response(StatusCode::UNAUTHORIZED, &json!({ "statusCode": 401, "message": message })));
     };
+    let (parts, body) = request.into_parts();
+    let body = read_body(body).await?;
+    if let Some(signatures) = signatures {
+        if let Err(reason) = check_signature(signatures, &parts, &body) {
+            return Ok(problem(StatusCode::UNAUTHORIZED, "Invalid signature", &reason));
+        }
+    }
     let remaining = match world.take_budget(&caller.institution) {
         Ok(remaining) => remaining,
         Err(wait) => return Ok(throttled(wait)),
@@ -137,12 +175,12 @@ async fn handle(world: &World, request: Request<Incoming>) -> Result<Response<Bo
     if fault == Fault::ServerError {
         return Ok(problem(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error", "injected fault"));
     }
-    let method = request.method().clone();
+    let method = parts.method.clone();
     let mut response = match (segments.as_slice(), &method) {
-        (["api", "v1", "messages"], &Method::POST) => submit(world, &caller, request, None).await?,
+        (["api", "v1", "messages"], &Method::POST) => submit(world, &caller, body, None)?,
         (["api", "v1", "messages", fc], &Method::POST) => {
             let fc = fc.to_string();
-            submit(world, &caller, request, Some(&fc)).await?
+            submit(world, &caller, body, Some(&fc))?
         }
         (["api", "v1", "messages", fc, id], &Method::GET) => match world.message(&caller, fc, id) {
             Lookup::Found(view) => json_response(StatusCode::OK, &view),
@@ -153,7 +191,6 @@ async fn handle(world: &World, request: Request<Incoming>) -> Result<Response<Bo
         },
         (["api", "v1", "profiles", fc], &Method::GET) => profile(world, fc),
         (["api", "v1", "profiles"], &Method::POST) => {
-            let body = read_body(request).await?;
             match serde_json::from_slice::<Value>(&body)
                 .ok()
                 .and_then(|v| v["fiscal_code"].as_str().map(str::to_string))
@@ -170,13 +207,12 @@ async fn handle(world: &World, request: Request<Incoming>) -> Result<Response<Bo
     Ok(response)
 }
 
-async fn submit(
+fn submit(
     world: &World,
     caller: &Caller,
-    request: Request<Incoming>,
+    body: Bytes,
     path_fiscal_code: Option<&str>,
 ) -> Result<Response<Body>, DropConnection> {
-    let body = read_body(request).await?;
     let submission = match rules::check_submission(&body, path_fiscal_code) {
         Ok(submission) => submission,
         Err(reasons) => return Ok(problem(StatusCode::BAD_REQUEST, "Invalid NewMessage", &reasons.join("; "))),
@@ -220,8 +256,21 @@ fn profile(world: &World, fiscal_code: &str) -> Response<Body> {
     }
 }
 
-async fn read_body(request: Request<Incoming>) -> Result<Bytes, DropConnection> {
-    match Limited::new(request.into_body(), MAX_BODY_BYTES).collect().await {
+/// Verifies the request's RFC 9421 signature against the configured keys: the target
+/// URI is rebuilt from the scheme the sandbox serves and the `Host` header, as IO would.
+fn check_signature(signatures: &Signatures, parts: &http::request::Parts, body: &[u8]) -> Result<(), String> {
+    let host = parts.headers.get(header::HOST).and_then(|h| h.to_str().ok()).ok_or("no Host header")?;
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let target: http::Uri =
+        format!("{}://{host}{path}", signatures.scheme).parse().map_err(|_| "cannot rebuild the target URI")?;
+    let request = http_signature::Request { method: &parts.method, target_uri: &target, headers: &parts.headers, body };
+    let options = http_signature::VerifyOptions { now: jiff::Timestamp::now(), max_age: Some(SIGNATURE_MAX_AGE) };
+    let keys = read_keys(&signatures.public_keys)?;
+    http_signature::verify(&request, &keys, &options).map(|_| ()).map_err(|e| e.to_string())
+}
+
+async fn read_body(body: Incoming) -> Result<Bytes, DropConnection> {
+    match Limited::new(body, MAX_BODY_BYTES).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(_) => Err(DropConnection),
     }

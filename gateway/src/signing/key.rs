@@ -181,6 +181,11 @@ impl KeyRing {
         &self.current
     }
 
+    /// The key that signs now, without the rest of the ring.
+    pub fn into_current(self) -> SigningKey {
+        self.current
+    }
+
     /// Every public key, retired ones included: what a verifier needs.
     pub fn public_jwks(&self) -> &Jwks {
         &self.public_keys

@@ -20,3 +20,24 @@ pub mod key;
 
 pub use jwk::{JwkError, Jwks, Kid, PublicJwk};
 pub use key::{KeyError, KeyRing, SigningKey};
+
+use std::sync::{Arc, RwLock};
+
+/// The key in use, shared by what signs (IO client, receipts) and replaced by a reload
+/// after `io-gateway keys rotate`. `None`: signing is off.
+#[derive(Default)]
+pub struct CurrentKey(RwLock<Option<Arc<SigningKey>>>);
+
+impl CurrentKey {
+    pub fn new(key: Option<Arc<SigningKey>>) -> CurrentKey {
+        CurrentKey(RwLock::new(key))
+    }
+
+    pub fn get(&self) -> Option<Arc<SigningKey>> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn set(&self, key: Option<Arc<SigningKey>>) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = key;
+    }
+}

@@ -50,6 +50,12 @@ enum Command {
     },
     /// Make a new local client key and the key_sha256 line for the configuration.
     ClientKey,
+    /// The appliance's Ed25519 signing key: requests to IO (RFC 9421), receipts (JWS)
+    /// and audit checkpoints. Public keys print as a JWK Set for verifiers.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// Import a local registry file: every record becomes one message through a template,
     /// validated and queued (the daemon may be running). Running it again never queues a
     /// record twice. Exit status: 0 all queued; 2 some rows rejected (see the report);
@@ -96,11 +102,76 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create the first key in DIR (the private key 0600, public-keys.json beside it).
+    Generate {
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+    },
+    /// Print the public keys (JWK Set, retired keys included) and the current key id.
+    Show {
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+    },
+    /// Make a new current key; the old public key stays listed so old signatures verify.
+    /// The daemon signs with it after `systemctl reload io-gateway`.
+    Rotate {
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+    },
+}
+
+fn keys(command: KeysCommand) -> ExitCode {
+    use gateway::signing::KeyRing;
+    let (ring, note) = match command {
+        KeysCommand::Generate { dir } => match KeyRing::generate(&dir) {
+            Ok(ring) => {
+                let note = format!(
+                    "new key {} in {}\nadd to the configuration:\n[signing]\nkey_directory = \"{}\"",
+                    ring.current().kid().as_str(),
+                    dir.display(),
+                    dir.display()
+                );
+                (Ok(ring), note)
+            }
+            Err(e) => (Err(e), String::new()),
+        },
+        KeysCommand::Show { dir } => (KeyRing::load(&dir), String::new()),
+        KeysCommand::Rotate { dir } => match KeyRing::rotate(&dir) {
+            Ok((ring, retired)) => {
+                let note = format!(
+                    "new key {} (retired {}, still listed); `systemctl reload io-gateway` to sign with it",
+                    ring.current().kid().as_str(),
+                    retired.as_str()
+                );
+                (Ok(ring), note)
+            }
+            Err(e) => (Err(e), String::new()),
+        },
+    };
+    match ring {
+        Ok(ring) => {
+            println!("{:#}", ring.public_jwks().to_json());
+            eprintln!("current key: {}", ring.current().kid().as_str());
+            if !note.is_empty() {
+                eprintln!("{note}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("keys: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::CheckConfig { config } => check_config(&config),
         Command::ClientKey => client_key(),
+        Command::Keys { command } => keys(command),
         Command::Import(args) => import_file(args),
         Command::Doctor { config, offline } => doctor(&config, offline),
         Command::Status { config } => with_config(&config, |config| print_result(operator::status(config))),
