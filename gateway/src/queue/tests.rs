@@ -130,6 +130,8 @@ async fn messages_caught_mid_send_become_ambiguous_on_open() {
         count(&path, "SELECT COUNT(*) FROM transitions WHERE from_state = 'sending' AND to_state = 'ambiguous'"),
         1
     );
+    let entry = "SELECT COUNT(*) FROM audit WHERE kind = 'ambiguous' AND detail = 'from sending' AND message_id = ";
+    assert_eq!(count(&path, &format!("{entry}'{id}'")), 1, "the recovery is in the audit trail");
 }
 
 #[test]
@@ -172,6 +174,7 @@ async fn a_failed_batch_answers_every_caller_with_an_error_and_stores_none_of_th
     }
     let stored = count(&path, "SELECT COUNT(*) FROM messages");
     assert_eq!(stored, 39 - failed, "exactly the messages answered Ok are stored");
+    assert_eq!(count(&path, "SELECT COUNT(*) FROM audit WHERE kind = 'accepted'"), stored, "and only they are audited");
     // The writer keeps working after a failed batch.
     assert!(queue.enqueue(record("a", None)).await.is_ok());
 }
@@ -233,4 +236,38 @@ async fn finishing_messages_makes_room_under_the_limit() {
     assert!(matches!(queue.enqueue(record("a", None)).await, Err(QueueError::Full { .. })));
     queue.apply(vec![Change::new(id, State::Queued, State::NotOnIo, "profile 404")]).await.unwrap();
     assert!(queue.enqueue(record("a", None)).await.is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_writer_audits_each_change_and_signs_every_thousand_entries_and_on_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.db");
+    let key = Arc::new(crate::signing::SigningKey::generate_ephemeral().unwrap());
+    let limits = Limits { max_queued_messages: 10_000, min_free_disk_bytes: 0 };
+    let queue = Arc::new(Queue::open(&path, limits, Arc::new(CurrentKey::new(Some(Arc::clone(&key))))).unwrap());
+    let tasks: Vec<_> = (0..1_100)
+        .map(|_| {
+            let queue = Arc::clone(&queue);
+            tokio::spawn(async move { queue.enqueue(record("a", None)).await.unwrap().id() })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for task in tasks {
+        ids.push(task.await.unwrap());
+    }
+    let signed = count(&path, "SELECT COUNT(*) FROM audit_checkpoints");
+    assert_eq!(signed, 1, "one checkpoint once 1,000 entries were past none");
+    assert!(count(&path, "SELECT MIN(seq) FROM audit_checkpoints") >= 1_000);
+    let sending = Change::new(ids[0], State::Queued, State::Sending, "sending to IO");
+    let sent =
+        Change { io_message_id: Some("01IOID".into()), ..Change::new(ids[0], State::Sending, State::Sent, "201") };
+    assert_eq!(queue.apply(vec![sending, sent]).await.unwrap(), [true, true]);
+    queue.close();
+    assert_eq!(count(&path, "SELECT MAX(seq) FROM audit_checkpoints"), 1_102, "the close signs the head");
+    assert_eq!(count(&path, "SELECT COUNT(*) FROM audit WHERE kind = 'sent' AND detail = '01IOID'"), 1);
+    let mut keys = crate::signing::Jwks::new();
+    keys.insert(key.public_jwk().clone()).unwrap();
+    let verification = audit::verify_database(&path, &keys).unwrap();
+    assert!(verification.is_intact(), "{verification}");
+    assert_eq!((verification.report.last_seq, verification.report.last_checkpoint), (1_102, Some(1_102)));
 }
