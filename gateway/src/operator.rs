@@ -202,9 +202,11 @@ pub fn show(config: &Config, id: MessageId) -> Result<String, String> {
 
 /// `queue retry|hold|release|cancel`: what happened to each message.
 pub fn act(config: &Config, action: Action, ids: &[MessageId]) -> Result<(String, bool), String> {
+    let audit_key =
+        crate::server::Keys::load(config).map_err(|e| format!("cannot load the signing key: {e}"))?.audit.get();
     let mut admin = Admin::open(&config.storage.path).map_err(|e| e.to_string())?;
     let by = std::env::var("SUDO_USER").or_else(|_| std::env::var("USER")).unwrap_or_else(|_| "unknown".into());
-    let moved = admin.act(action, ids, &by).map_err(|e| e.to_string())?;
+    let moved = admin.act(action, ids, &by, audit_key.as_deref()).map_err(|e| e.to_string())?;
     let mut out = String::new();
     let mut all = true;
     for (id, result) in moved {

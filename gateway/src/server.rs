@@ -44,11 +44,14 @@ pub struct Prepared {
     keys: Keys,
 }
 
-/// The appliance key as each signer sees it (each empty when its use is off).
+/// The appliance key as each signer sees it (each empty when its use is off). One key,
+/// one holder per use: `sign_requests` and `receipts` can each be turned off, while the
+/// audit trail's checkpoints are signed whenever `[signing]` is there.
 #[derive(Clone, Default)]
 pub struct Keys {
     pub requests: Arc<CurrentKey>,
     pub receipts: Arc<CurrentKey>,
+    pub audit: Arc<CurrentKey>,
 }
 
 impl Keys {
@@ -65,7 +68,8 @@ impl Keys {
         let ring = KeyRing::load(&signing.key_directory)?;
         let current = Arc::new(ring.into_current());
         self.requests.set(signing.sign_requests.then(|| Arc::clone(&current)));
-        self.receipts.set(signing.receipts.then_some(current));
+        self.receipts.set(signing.receipts.then(|| Arc::clone(&current)));
+        self.audit.set(Some(current));
         Ok(())
     }
 }
@@ -76,7 +80,7 @@ impl Prepared {
         let keys = Keys::load(&config)?;
         let client =
             Arc::new(IoClient::new(&config.io, config.delivery.timeouts)?.with_signer(Arc::clone(&keys.requests)));
-        let queue = Queue::open(&config.storage.path, limits(&config))?;
+        let queue = Queue::open(&config.storage.path, limits(&config), Arc::clone(&keys.audit))?;
         let address = config.local_api.listen;
         let listener = TcpListener::bind(address).await.map_err(|source| RunError::Bind { address, source })?;
         let metrics_listener = match &config.metrics {
@@ -140,7 +144,13 @@ impl Prepared {
             receipts: Arc::clone(&self.keys.receipts),
         });
         let database = self.config.storage.path.clone();
-        let watcher = Watcher::start(Arc::clone(&self.config), database, limits(&self.config), Arc::clone(&metrics));
+        let watcher = Watcher::start(
+            Arc::clone(&self.config),
+            database,
+            limits(&self.config),
+            Arc::clone(&metrics),
+            Arc::clone(&self.keys.audit),
+        );
         let (stop_metrics, metrics_stopped) = oneshot::channel::<()>();
         let metrics_task = self.metrics_listener.map(|listener| {
             let sources = Arc::new(Sources {

@@ -252,7 +252,7 @@ async fn imported_messages_go_out_in_the_citizens_language() {
     let database = h.dir.path().join("queue.db");
     let limits = gateway::server::limits(&config);
     let outcome = tokio::task::spawn_blocking(move || {
-        let sink = Sink::Queue { database: &database, limits };
+        let sink = Sink::Queue { database: &database, limits, audit_key: None };
         import::run(&job, &file, sink, &mut Report::discard(), &mut Progress::silent()).unwrap()
     })
     .await

@@ -1,14 +1,12 @@
 //! The audit trail's hash chain: entries and their canonical hash, the [`Chain`] that
-//! appends them, [`Checkpoint`]s signed with the appliance key, and [`verify`], which finds
-//! and locates any edited, removed, reordered or truncated entry and any forged checkpoint.
+//! appends them, and [`Checkpoint`]s signed with the appliance key (checked by
+//! [`verify`](super::verify())).
 
 use crate::signing::jwk::SIGNATURE_LEN;
 use crate::signing::{Jwks, Kid, SigningKey};
 use ring::digest::{Context, SHA256};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use std::collections::BTreeMap;
 use std::fmt;
-use std::ops::Bound;
 use std::str::FromStr;
 
 /// The `prev_hash` of the first entry, and the hash of the empty chain.
@@ -42,10 +40,17 @@ pub enum Kind {
     KeyRotated,
     /// A checkpoint was signed; the detail holds its seq.
     Checkpoint,
+    /// A send to IO began (the message is durably `sending` before the request leaves).
+    Sending,
+    /// A send's outcome is unknown: IO may or may not have the message.
+    Ambiguous,
+    /// Back in the queue for another attempt (a retry after a passing failure, or an
+    /// operator's retry).
+    Requeued,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 11] = [
+    pub const ALL: [Kind; 14] = [
         Kind::Accepted,
         Kind::Sent,
         Kind::FinalStatus,
@@ -57,6 +62,9 @@ impl Kind {
         Kind::Erased,
         Kind::KeyRotated,
         Kind::Checkpoint,
+        Kind::Sending,
+        Kind::Ambiguous,
+        Kind::Requeued,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -72,6 +80,9 @@ impl Kind {
             Kind::Erased => "erased",
             Kind::KeyRotated => "key_rotated",
             Kind::Checkpoint => "checkpoint",
+            Kind::Sending => "sending",
+            Kind::Ambiguous => "ambiguous",
+            Kind::Requeued => "requeued",
         }
     }
 }
@@ -118,7 +129,7 @@ pub struct Event {
 }
 
 /// One link of the chain, as stored. Fields are public so that storage can rebuild it
-/// from a row, whatever the row now holds; [`verify`] decides whether to trust it.
+/// from a row, whatever the row now holds; [`verify`](super::verify()) decides whether to trust it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
     /// 1 for the first entry, then one more for each.
@@ -265,182 +276,6 @@ fn checkpoint_message(seq: u64, hash: &[u8; 32], at_ms: i64, kid: &Kid) -> Vec<u
     message.extend_from_slice(&(kid.as_str().len() as u64).to_be_bytes());
     message.extend_from_slice(kid.as_str().as_bytes());
     message
-}
-
-/// What [`verify`] found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Report {
-    /// Entries read.
-    pub entries: u64,
-    /// The highest seq in order (0 when there is none).
-    pub last_seq: u64,
-    /// Entries 1 to this seq are all there, in order, linked and unedited (0: none).
-    pub intact_through: u64,
-    /// The highest checkpoint whose signature holds and whose hash the chain matches.
-    pub last_checkpoint: Option<u64>,
-    /// Every problem found, in the order found.
-    pub problems: Vec<Problem>,
-}
-
-/// One thing wrong with the trail, and where.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Problem {
-    /// The entry's fields do not give its stored hash.
-    Edited { seq: u64 },
-    /// No entries `first..=last`, though later ones exist.
-    Missing { first: u64, last: u64 },
-    /// The entry comes after `after`, a higher or equal seq.
-    OutOfOrder { seq: u64, after: u64 },
-    /// The entry's `prev_hash` is not the stored hash of the entry before it.
-    BrokenLink { seq: u64 },
-    /// A valid checkpoint signed another hash for this seq.
-    CheckpointMismatch { seq: u64 },
-    /// A valid checkpoint signed `checkpoint_seq`, past the chain's end at `last_seq`.
-    Truncated { checkpoint_seq: u64, last_seq: u64 },
-    /// A checkpoint whose signature does not hold.
-    ForgedCheckpoint { seq: u64, kid: Kid, reason: CheckpointError },
-}
-
-/// Checks the trail: `entries` in the order stored (ascending seq) and every checkpoint.
-/// Streams the entries; memory grows only with the checkpoints and the problems found.
-pub fn verify(entries: impl IntoIterator<Item = Entry>, checkpoints: &[Checkpoint], keys: &Jwks) -> Report {
-    let mut report = Report { entries: 0, last_seq: 0, intact_through: 0, last_checkpoint: None, problems: Vec::new() };
-    let mut pending: BTreeMap<u64, Vec<&Checkpoint>> = BTreeMap::new();
-    for checkpoint in checkpoints {
-        match checkpoint.verify_signature(keys) {
-            Ok(()) => pending.entry(checkpoint.seq).or_default().push(checkpoint),
-            Err(reason) => report.problems.push(Problem::ForgedCheckpoint {
-                seq: checkpoint.seq,
-                kid: checkpoint.kid.clone(),
-                reason,
-            }),
-        }
-    }
-    for checkpoint in pending.remove(&0).unwrap_or_default() {
-        report.match_checkpoint(checkpoint, &GENESIS);
-    }
-    let (mut head_seq, mut head_hash) = (0u64, GENESIS);
-    let mut intact = true;
-    let mut found_late = Vec::new();
-    for entry in entries {
-        report.entries += 1;
-        let known = report.problems.len();
-        if entry.seq <= head_seq {
-            report.problems.push(Problem::OutOfOrder { seq: entry.seq, after: head_seq });
-            found_late.push(entry.seq);
-        } else {
-            if entry.seq > head_seq.saturating_add(1) {
-                report.problems.push(Problem::Missing { first: head_seq + 1, last: entry.seq - 1 });
-            } else if entry.prev_hash != head_hash {
-                report.problems.push(Problem::BrokenLink { seq: entry.seq });
-            }
-            (head_seq, head_hash) = (entry.seq, entry.hash);
-        }
-        if entry.computed_hash() != entry.hash {
-            report.problems.push(Problem::Edited { seq: entry.seq });
-        }
-        for checkpoint in pending.remove(&entry.seq).unwrap_or_default() {
-            report.match_checkpoint(checkpoint, &entry.hash);
-        }
-        intact = intact && report.problems.len() == known;
-        if intact {
-            report.intact_through = entry.seq;
-        }
-    }
-    report.last_seq = head_seq;
-    report.problems = not_missing(std::mem::take(&mut report.problems), &found_late);
-    // Checkpoints left within the chain name an entry already reported missing.
-    if let Some((&checkpoint_seq, _)) = pending.range((Bound::Excluded(head_seq), Bound::Unbounded)).next_back() {
-        report.problems.push(Problem::Truncated { checkpoint_seq, last_seq: head_seq });
-    }
-    report
-}
-
-impl Report {
-    pub fn is_intact(&self) -> bool {
-        self.problems.is_empty()
-    }
-
-    fn match_checkpoint(&mut self, checkpoint: &Checkpoint, hash: &[u8; 32]) {
-        if checkpoint.hash == *hash {
-            self.last_checkpoint = self.last_checkpoint.max(Some(checkpoint.seq));
-        } else {
-            self.problems.push(Problem::CheckpointMismatch { seq: checkpoint.seq });
-        }
-    }
-}
-
-/// `problems` with the entries that turned up out of order taken out of `Missing` ranges.
-fn not_missing(problems: Vec<Problem>, found_late: &[u64]) -> Vec<Problem> {
-    let mut kept = Vec::with_capacity(problems.len());
-    for problem in problems {
-        let Problem::Missing { first, last } = problem else {
-            kept.push(problem);
-            continue;
-        };
-        let mut inside: Vec<u64> = found_late.iter().copied().filter(|seq| (first..=last).contains(seq)).collect();
-        inside.sort_unstable();
-        inside.dedup();
-        let mut start = first;
-        for seq in inside {
-            if seq > start {
-                kept.push(Problem::Missing { first: start, last: seq - 1 });
-            }
-            start = seq + 1;
-        }
-        if start <= last {
-            kept.push(Problem::Missing { first: start, last });
-        }
-    }
-    kept
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Problem::Edited { seq } => write!(f, "entry {seq} was edited: its fields do not give its stored hash"),
-            Problem::Missing { first, last } if first == last => write!(f, "entry {first} is missing"),
-            Problem::Missing { first, last } => write!(f, "entries {first} to {last} are missing"),
-            Problem::OutOfOrder { seq, after } => write!(f, "entry {seq} comes after entry {after}: reordered"),
-            Problem::BrokenLink { seq } => {
-                write!(f, "entry {seq} does not link to the entry before it: that entry was replaced or renumbered")
-            }
-            Problem::CheckpointMismatch { seq } => {
-                write!(f, "the checkpoint at seq {seq} signed another hash: entries up to {seq} were rewritten")
-            }
-            Problem::Truncated { checkpoint_seq, last_seq } => write!(
-                f,
-                "the chain ends at seq {last_seq} but a checkpoint signed seq {checkpoint_seq}: entries were cut off"
-            ),
-            Problem::ForgedCheckpoint { seq, kid, reason } => {
-                write!(f, "the checkpoint at seq {seq} (key {kid}) is forged: {reason}")
-            }
-        }
-    }
-}
-
-impl fmt::Display for Report {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let checkpoint = match self.last_checkpoint {
-            Some(seq) => format!("last signed checkpoint at seq {seq}"),
-            None => "no signed checkpoint".to_string(),
-        };
-        if !self.is_intact() {
-            write!(
-                f,
-                "NOT intact: {} problem(s); intact up to seq {}, {checkpoint}",
-                self.problems.len(),
-                self.intact_through
-            )?;
-            return self.problems.iter().try_for_each(|problem| write!(f, "\n- {problem}"));
-        }
-        write!(f, "verified {} entries up to seq {}, {checkpoint}", self.entries, self.last_seq)?;
-        let uncovered = self.last_seq.saturating_sub(self.last_checkpoint.unwrap_or(0));
-        if uncovered > 0 {
-            write!(f, "; the last {uncovered} entries are not yet covered by a checkpoint")?;
-        }
-        Ok(())
-    }
 }
 
 fn put_bytes(hash: &mut Context, bytes: &[u8]) {

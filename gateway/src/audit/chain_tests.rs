@@ -1,6 +1,7 @@
 //! Tests of the audit chain: encoding, appending, and every kind of tampering.
 
 use super::*;
+use crate::audit::verify::{verify, verify_after, Problem};
 use crate::signing::PublicJwk;
 
 fn key() -> SigningKey {
@@ -64,7 +65,11 @@ fn kind_spellings_are_stable() {
         "erased",
         "key_rotated",
         "checkpoint",
+        "sending",
+        "ambiguous",
+        "requeued",
     ];
+    assert_eq!(Kind::ALL.len(), spellings.len());
     for (kind, spelling) in Kind::ALL.into_iter().zip(spellings) {
         assert_eq!(kind.as_str(), spelling);
         assert_eq!(spelling.parse::<Kind>(), Ok(kind));
@@ -307,4 +312,25 @@ fn entries_and_checkpoints_round_trip_through_json() {
     let json = serde_json::to_string(&checkpoints[0]).unwrap();
     assert_eq!(serde_json::from_str::<Checkpoint>(&json).unwrap(), checkpoints[0]);
     assert!(serde_json::from_str::<Entry>(r#"{"kind":"nope"}"#).is_err());
+}
+
+#[test]
+fn a_trail_exported_from_a_seq_verifies_from_there() {
+    let (entries, checkpoints) = trail(10, &[3, 8]);
+    let tail: Vec<Entry> = entries[4..].to_vec();
+    let later: Vec<Checkpoint> = checkpoints.iter().filter(|c| c.seq >= 5).cloned().collect();
+    let report = verify_after(4, tail.clone(), &later, &keys());
+    assert!(report.is_intact(), "{report}");
+    assert_eq!((report.first_seq, report.entries, report.last_seq, report.last_checkpoint), (5, 6, 10, Some(8)));
+    assert_eq!(
+        report.to_string(),
+        "verified 6 entries up to seq 10 (from seq 5; earlier entries not checked), last signed checkpoint \
+         at seq 8; the last 2 entries are not yet covered by a checkpoint"
+    );
+    // The first exported entry removed, then an edit inside the exported part.
+    assert_eq!(verify_after(4, tail[1..].to_vec(), &later, &keys()).problems, [Problem::Missing { first: 5, last: 5 }]);
+    let mut edited = tail.clone();
+    edited[2].detail = "x".into();
+    assert_eq!(verify_after(4, edited, &later, &keys()).problems, [Problem::Edited { seq: 7 }]);
+    assert_eq!(verify_after(0, entries, &checkpoints, &keys()).first_seq, 1);
 }

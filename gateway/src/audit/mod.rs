@@ -7,8 +7,9 @@
 //! key id). They are never erased, so erasing a citizen's data leaves the chain valid, and
 //! the erasure itself is an entry.
 //!
-//! This module is the pure logic; storage (rows keyed by `seq`, checkpoints in a table of
-//! their own) belongs to the queue. The writer keeps a [`Chain`] (from [`Chain::new`], or
+//! This module is the pure logic (`chain`: entries, the chain, checkpoints; `verify`;
+//! `export`: the JSON an auditor receives); storage (rows keyed by `seq`, checkpoints in a
+//! table of their own) is `queue::audit`. The writer keeps a [`Chain`] (from [`Chain::new`], or
 //! [`Chain::resume`] from the newest stored entry), appends an [`Event`] to get the
 //! [`Entry`] to store in the same transaction as the change it records, and at intervals
 //! and on shutdown stores [`Chain::checkpoint`]. [`verify`] takes the entries in seq order,
@@ -28,7 +29,8 @@
 //!   to be stolen must be taken out of the JWK Set, and its checkpoints then show as forged.
 
 pub mod chain;
+pub mod export;
+pub mod verify;
 
-pub use chain::{
-    verify, Chain, ChainError, Checkpoint, CheckpointError, Entry, Event, Kind, Problem, Report, UnknownKind, GENESIS,
-};
+pub use chain::{Chain, ChainError, Checkpoint, CheckpointError, Entry, Event, Kind, UnknownKind, GENESIS};
+pub use verify::{verify, verify_after, Problem, Report, Unreadable, Unrecorded, Verification, Verifier};

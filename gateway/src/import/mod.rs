@@ -31,6 +31,7 @@ pub use report::Report;
 
 use crate::config::{Config, ServiceName};
 use crate::queue::{Importer, Limits, Priority};
+use crate::signing::SigningKey;
 use build::Builder;
 use connectors::campaign::{Campaign, IdCardPolicy};
 use connectors::domain::{OrgFiscalCode, TestRecipient};
@@ -237,8 +238,9 @@ pub fn load_template(config: &Config, name: &str) -> Result<(Template, String), 
 
 /// Where the messages go.
 pub enum Sink<'a> {
-    /// Into the queue database at this path.
-    Queue { database: &'a Path, limits: Limits },
+    /// Into the queue database at this path; `audit_key` signs the audit trail's
+    /// checkpoint at the end (`None`: no `[signing]`).
+    Queue { database: &'a Path, limits: Limits, audit_key: Option<Arc<SigningKey>> },
     /// Nowhere: validate and render only. With the queue database (when it exists),
     /// records already queued are counted as duplicates.
     DryRun { database: Option<&'a Path> },
@@ -322,8 +324,8 @@ pub fn run(
     let source = format!("{}:{}", job.format.as_str(), file.file_name().and_then(|n| n.to_str()).unwrap_or("?"));
     report.set_location_name(job.format.location_name());
     let (stage, writer) = match sink {
-        Sink::Queue { database, limits } => {
-            let mut importer = Importer::open(database, limits).map_err(|e| e.to_string())?;
+        Sink::Queue { database, limits, audit_key } => {
+            let mut importer = Importer::open(database, limits).map_err(|e| e.to_string())?.with_audit_key(audit_key);
             let template =
                 importer.store_template(job.template.name(), &job.template_text).map_err(|e| e.to_string())?;
             let (stage, writer) = Stage::queueing(importer, template);

@@ -58,6 +58,10 @@ impl Stage {
                     }
                 }
             }
+            // Whatever was committed, the trail's new head is signed.
+            if let Err(error) = importer.sign_checkpoint() {
+                log::warn!(error:display = error; "import: cannot sign the audit checkpoint; the trail's tail stays unsigned");
+            }
             result
         });
         (Stage::Queue { batches: Some(batches), stopped, template }, WriterThread { thread })

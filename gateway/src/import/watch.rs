@@ -22,6 +22,7 @@ use super::{run, Format, Job, Outcome, Progress, Report, Request, Sink};
 use crate::config::{Config, WatchFolder};
 use crate::metrics::Metrics;
 use crate::queue::Limits;
+use crate::signing::CurrentKey;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -48,12 +49,20 @@ struct Shared {
     limits: Limits,
     templates: Arc<TemplateCache>,
     metrics: Arc<Metrics>,
+    /// The appliance key for the audit checkpoint each import signs (empty: none).
+    audit_key: Arc<CurrentKey>,
 }
 
 impl Watcher {
     /// Creates the folders' `inbox/`, `done/`, `rejected/` and starts watching. `None`
     /// when no folder is configured.
-    pub fn start(config: Arc<Config>, database: PathBuf, limits: Limits, metrics: Arc<Metrics>) -> Option<Watcher> {
+    pub fn start(
+        config: Arc<Config>,
+        database: PathBuf,
+        limits: Limits,
+        metrics: Arc<Metrics>,
+        audit_key: Arc<CurrentKey>,
+    ) -> Option<Watcher> {
         if config.import.watch.is_empty() {
             return None;
         }
@@ -68,7 +77,8 @@ impl Watcher {
         }
         let (stop, stopped) = watch::channel(false);
         let templates = Arc::new(TemplateCache::load(&config));
-        let shared = Arc::new(Shared { config, database, limits, templates: Arc::clone(&templates), metrics });
+        let templates_shared = Arc::clone(&templates);
+        let shared = Arc::new(Shared { config, database, limits, templates: templates_shared, metrics, audit_key });
         let task = tokio::spawn(watch_loop(shared, stopped));
         Some(Watcher { stop, task, templates })
     }
@@ -194,7 +204,8 @@ fn import_one(shared: &Shared, folder: &WatchFolder, file: &Path) -> Disposition
     };
     let mut report = Report::to_file(&report_path);
     let started = Instant::now();
-    let outcome = run(&job, file, Sink::Queue { database, limits }, &mut report, &mut Progress::silent());
+    let sink = Sink::Queue { database, limits, audit_key: shared.audit_key.get() };
+    let outcome = run(&job, file, sink, &mut report, &mut Progress::silent());
     let report_written = report.finish();
     let outcome = match outcome {
         Ok(outcome) => outcome,

@@ -4,10 +4,13 @@
 //! compare-and-set on the message's state, written with its transition row in one
 //! transaction — the same rule the daemon follows — so an operator and delivery never
 //! both move one message. A message delivery is sending right now stays `sending`, which
-//! no operator action takes.
+//! no operator action takes. Each move's audit entry (the operator as its actor) goes in
+//! the same transaction, followed by a signed checkpoint when a key is given.
 
+use super::audit::{self, Trail};
 use super::{now_millis, open_connection, schema, MessageId, Priority, QueueError, State};
-use rusqlite::{Connection, OptionalExtension};
+use crate::signing::SigningKey;
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 use std::path::Path;
 
 /// Which messages a listing or an action covers.
@@ -236,9 +239,18 @@ impl Admin {
     }
 
     /// Applies `action` to each message, all in one transaction; `by` names the operator
-    /// in the transition's reason.
-    pub fn act(&mut self, action: Action, ids: &[MessageId], by: &str) -> Result<Vec<(MessageId, Moved)>, QueueError> {
-        let tx = self.conn.transaction().map_err(storage("beginning an operator action"))?;
+    /// in the transition's reason and as the audit entries' actor. With `audit_key`, a
+    /// checkpoint of the trail is signed after the moves, in the same transaction.
+    pub fn act(
+        &mut self,
+        action: Action,
+        ids: &[MessageId],
+        by: &str,
+        audit_key: Option<&SigningKey>,
+    ) -> Result<Vec<(MessageId, Moved)>, QueueError> {
+        let begin = self.conn.transaction_with_behavior(TransactionBehavior::Immediate);
+        let tx = begin.map_err(storage("beginning an operator action"))?;
+        let mut trail = Trail::new();
         let now = now_millis();
         let reason = format!("operator {}: {}", action.name(), by);
         let mut out = Vec::with_capacity(ids.len());
@@ -273,8 +285,12 @@ impl Admin {
                     rusqlite::params![seq, state.as_sql(), to.as_sql(), now, reason],
                 )
                 .map_err(storage("recording a transition"))?;
+                trail.append(&tx, audit::changed(*id, state, to, None, Some(by)), now)?;
             }
             out.push((*id, if changed == 1 { Moved::Done { from: state } } else { Moved::Skipped { state } }));
+        }
+        if let Some(key) = audit_key {
+            trail.checkpoint(&tx, key, now_millis())?;
         }
         tx.commit().map_err(storage("committing an operator action"))?;
         Ok(out)

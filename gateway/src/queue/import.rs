@@ -11,12 +11,18 @@
 //! is already in the queue — from an earlier import of the same or an overlapping file,
 //! even one interrupted by a crash — is skipped and counted as a duplicate, so running an
 //! import again is always safe.
+//!
+//! Each new message gets its `accepted` audit entry in its batch's transaction (a
+//! duplicate gets none); [`Importer::sign_checkpoint`] signs the trail's head at the end.
 
+use super::audit::{self, Trail};
 use super::{now_millis, open_connection, schema, MessageId, Priority, QueueError, State};
 use crate::config::{ClientName, ServiceName};
+use crate::signing::SigningKey;
 use connectors::domain::{FiscalCode, OrgFiscalCode};
-use rusqlite::Connection;
+use rusqlite::{Connection, TransactionBehavior};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Page cache of an import's connection, in KiB.
@@ -63,6 +69,8 @@ pub struct Importer {
     directory: PathBuf,
     /// Messages awaiting delivery as last counted plus what we added since, and when.
     pending: Option<(u64, Instant)>,
+    /// Signs the audit checkpoint at the end (`None`: no `[signing]`).
+    audit_key: Option<Arc<SigningKey>>,
 }
 
 impl Importer {
@@ -87,7 +95,28 @@ impl Importer {
             min_free_disk: limits.min_free_disk_bytes,
             directory,
             pending: None,
+            audit_key: None,
         })
+    }
+
+    /// Signs the audit checkpoint at the end of the import with `key` (`None`: unsigned).
+    pub fn with_audit_key(mut self, key: Option<Arc<SigningKey>>) -> Importer {
+        self.audit_key = key;
+        self
+    }
+
+    /// Signs a checkpoint of the audit trail's head, unless none is due (no key, or the
+    /// head is already covered); returns the seq signed.
+    pub fn sign_checkpoint(&mut self) -> Result<Option<u64>, QueueError> {
+        let Some(key) = self.audit_key.clone() else { return Ok(None) };
+        let storage = |operation| move |source| QueueError::Storage { operation, source };
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(storage("beginning an audit checkpoint"))?;
+        let signed = Trail::new().checkpoint(&tx, &key, now_millis())?;
+        tx.commit().map_err(storage("committing an audit checkpoint"))?;
+        Ok(signed)
     }
 
     /// Inserts a batch in one transaction. Refuses the whole batch, writing nothing, when
@@ -99,7 +128,11 @@ impl Importer {
             return Err(QueueError::DiskLow { free_bytes, min_bytes: self.min_free_disk });
         }
         let storage = |operation| move |source| QueueError::Storage { operation, source };
-        let tx = self.conn.transaction().map_err(storage("beginning an import batch"))?;
+        // Immediate: the write lock is held before the audit head is read.
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(storage("beginning an import batch"))?;
         // Counting a million pending rows takes a while: count once, then add what we
         // insert; recount now and then, as delivery finishes messages meanwhile.
         let pending = match self.pending {
@@ -112,6 +145,7 @@ impl Importer {
             }
         };
         let mut outcome = BatchOutcome::default();
+        let mut trail = Trail::new();
         {
             let mut insert = tx
                 .prepare_cached(
@@ -123,9 +157,10 @@ impl Importer {
                 .map_err(storage("preparing an import insert"))?;
             let now = now_millis();
             for message in batch {
+                let id = MessageId::new();
                 let written = insert
                     .execute(rusqlite::params![
-                        MessageId::new().to_string(),
+                        id.to_string(),
                         message.institution.as_str(),
                         message.service.as_str(),
                         self.client.as_str(),
@@ -140,6 +175,7 @@ impl Importer {
                     ])
                     .map_err(storage("inserting an imported message"))?;
                 if written == 1 {
+                    trail.append(&tx, audit::accepted(id, self.client.as_str()), now)?;
                     outcome.inserted += 1;
                 } else {
                     outcome.duplicates += 1;

@@ -26,11 +26,16 @@
 //!   error: none of them was accepted.
 //! * **Order.** Messages leave by priority (urgent, normal, bulk), then in the order they
 //!   were accepted (`seq`). Retries wait for their `next_attempt_at`.
+//! * **Audited.** Every message accepted and every state change is written with its entry
+//!   in the audit trail (`audit`) in the same transaction, so the trail and the queue never
+//!   disagree; the writer signs a checkpoint of the trail every 1,000 entries or 60 s and
+//!   when it closes (with `[signing]`).
 //! * **Ambiguous sends.** IO has no idempotency. A message found in state `sending` at
 //!   start-up was being sent when the process died: IO may or may not have it. It becomes
 //!   `ambiguous`, never silently `queued` again; the delivery policy decides what next.
 
 pub mod admin;
+pub mod audit;
 mod checkpoint;
 mod import;
 mod schema;
@@ -43,8 +48,9 @@ pub use state::{Priority, State};
 pub use writer::MAX_WAITING;
 
 use crate::config::{ClientName, ServiceName};
+use crate::signing::CurrentKey;
 use connectors::domain::{FiscalCode, OrgFiscalCode, TestRecipient};
-use rusqlite::{Connection, OpenFlags, OptionalExtension};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -220,6 +226,10 @@ pub enum QueueError {
     Thread { thread: &'static str, source: std::io::Error },
     #[error("the queue is shutting down")]
     Closed,
+    #[error(transparent)]
+    Audit(#[from] crate::audit::ChainError),
+    #[error("the newest audit entry ({seq}) cannot be read: {reason}; run `io-gateway audit verify`")]
+    AuditHead { seq: i64, reason: String },
 }
 
 impl QueueError {
@@ -237,8 +247,9 @@ pub struct Queue {
 }
 
 impl Queue {
-    /// Opens (creating if needed) the database at `path`, migrates it and starts the writer.
-    pub fn open(path: &Path, limits: Limits) -> Result<Queue, QueueError> {
+    /// Opens (creating if needed) the database at `path`, migrates it and starts the writer,
+    /// which signs the audit trail's checkpoints with `audit_key` when it holds a key.
+    pub fn open(path: &Path, limits: Limits, audit_key: Arc<CurrentKey>) -> Result<Queue, QueueError> {
         let mut conn = open_connection(path)?;
         schema::migrate(&mut conn).map_err(|source| QueueError::Migrate { path: path.to_path_buf(), source })?;
         let recovered = recover_interrupted_sends(&mut conn)?;
@@ -251,7 +262,7 @@ impl Queue {
         let checkpointer = checkpoint::Checkpointer::start(open_connection(path)?)
             .map_err(|source| QueueError::Thread { thread: "checkpoint", source })?;
         let directory = path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
-        let writer = writer::Writer::start(conn, limits, directory)?;
+        let writer = writer::Writer::start(conn, limits, directory, audit_key)?;
         Ok(Queue { checkpointer, writer, reader: Arc::new(Mutex::new(reader)) })
     }
 
@@ -342,18 +353,27 @@ fn open_connection(path: &Path) -> Result<Connection, QueueError> {
 }
 
 /// Messages left in `sending` by a crash become `ambiguous` (see the module docs), each
-/// with its transition row, in one transaction.
+/// with its transition row and audit entry, in one transaction.
 fn recover_interrupted_sends(conn: &mut Connection) -> Result<usize, QueueError> {
     let storage = |source| QueueError::Storage { operation: "recovering interrupted sends", source };
     let now = now_millis();
     let states = (State::Sending.as_sql(), State::Ambiguous.as_sql(), now);
-    let tx = conn.transaction().map_err(storage)?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(storage)?;
+    let ids: Vec<String> = tx
+        .prepare("SELECT id FROM messages WHERE state = ?1 ORDER BY seq")
+        .and_then(|mut stmt| stmt.query_map([states.0], |r| r.get(0))?.collect())
+        .map_err(storage)?;
     let sql = "INSERT INTO transitions (message_seq, from_state, to_state, at, reason)
                SELECT seq, ?1, ?2, ?3, 'process stopped during send' FROM messages WHERE state = ?1";
     tx.execute(sql, states).map_err(storage)?;
     let changed = tx
         .execute("UPDATE messages SET state = ?2, state_changed_at = ?3 WHERE state = ?1", states)
         .map_err(storage)?;
+    let mut trail = audit::Trail::new();
+    for id in ids {
+        let id = id.parse().map_err(|_| QueueError::Corrupt { what: format!("message id {id:?}") })?;
+        trail.append(&tx, audit::changed(id, State::Sending, State::Ambiguous, None, None), now)?;
+    }
     tx.commit().map_err(storage)?;
     Ok(changed)
 }

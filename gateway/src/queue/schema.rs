@@ -58,6 +58,27 @@ const MIGRATIONS: &[&str] = &[
         text       TEXT    NOT NULL,
         stored_at  INTEGER NOT NULL
     );",
+    // 4: the tamper-evident audit trail (see `audit` and `queue::audit`). Entries are
+    // appended in the transaction of the change they record, never updated or deleted;
+    // `seq` is the chain's own numbering, not a rowid left to SQLite. A checkpoint is the
+    // appliance key's signature over the hash of the entry at its `seq`.
+    "CREATE TABLE audit (
+        seq         INTEGER PRIMARY KEY,
+        at_ms       INTEGER NOT NULL,
+        kind        TEXT    NOT NULL,
+        message_id  TEXT,
+        actor       TEXT,
+        detail      TEXT    NOT NULL,
+        prev_hash   BLOB    NOT NULL,
+        hash        BLOB    NOT NULL
+    );
+    CREATE TABLE audit_checkpoints (
+        seq        INTEGER PRIMARY KEY,
+        hash       BLOB    NOT NULL,
+        at_ms      INTEGER NOT NULL,
+        kid        TEXT    NOT NULL,
+        signature  BLOB    NOT NULL
+    );",
 ];
 
 /// The schema version this build writes.

@@ -27,7 +27,7 @@ fn count(path: &Path, sql: &str) -> i64 {
 async fn stored_message_reads_back_and_survives_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("q.db");
-    let queue = Queue::open(&path, limits()).unwrap();
+    let queue = Queue::open(&path, limits(), Default::default()).unwrap();
     let id = queue.enqueue(record("a", None)).await.unwrap().id();
     let stored = queue.message(id).await.unwrap().unwrap();
     assert_eq!((stored.state, stored.priority), (State::Queued, Priority::Normal));
@@ -35,7 +35,7 @@ async fn stored_message_reads_back_and_survives_reopen() {
     queue.close();
     drop(queue);
 
-    let queue = Queue::open(&path, limits()).unwrap();
+    let queue = Queue::open(&path, limits(), Default::default()).unwrap();
     assert_eq!(queue.message(id).await.unwrap().unwrap().fiscal_code.as_str(), "BNCLRA85C52F205V");
     assert!(queue.message(MessageId::new()).await.unwrap().is_none());
     assert_eq!(count(&path, "SELECT COUNT(*) FROM messages WHERE accepted_at = state_changed_at"), 1);
@@ -44,7 +44,7 @@ async fn stored_message_reads_back_and_survives_reopen() {
 #[tokio::test]
 async fn idempotency_key_replays_same_request_and_refuses_a_different_one() {
     let dir = tempfile::tempdir().unwrap();
-    let queue = Queue::open(&dir.path().join("q.db"), limits()).unwrap();
+    let queue = Queue::open(&dir.path().join("q.db"), limits(), Default::default()).unwrap();
     let first = queue.enqueue(record("a", Some(("k1", 1)))).await.unwrap();
     assert!(matches!(first, Accepted::New(_)));
     let again = queue.enqueue(record("a", Some(("k1", 1)))).await.unwrap();
@@ -59,7 +59,7 @@ async fn idempotency_key_replays_same_request_and_refuses_a_different_one() {
 #[tokio::test]
 async fn concurrent_same_key_posts_make_one_message() {
     let dir = tempfile::tempdir().unwrap();
-    let queue = Arc::new(Queue::open(&dir.path().join("q.db"), limits()).unwrap());
+    let queue = Arc::new(Queue::open(&dir.path().join("q.db"), limits(), Default::default()).unwrap());
     let tasks: Vec<_> = (0..20)
         .map(|_| {
             let queue = Arc::clone(&queue);
@@ -76,8 +76,12 @@ async fn concurrent_same_key_posts_make_one_message() {
 #[tokio::test]
 async fn full_queue_refuses_new_messages_but_keeps_old_ones() {
     let dir = tempfile::tempdir().unwrap();
-    let queue =
-        Queue::open(&dir.path().join("q.db"), Limits { max_queued_messages: 2, min_free_disk_bytes: 0 }).unwrap();
+    let queue = Queue::open(
+        &dir.path().join("q.db"),
+        Limits { max_queued_messages: 2, min_free_disk_bytes: 0 },
+        Default::default(),
+    )
+    .unwrap();
     let a = queue.enqueue(record("a", Some(("a", 1)))).await.unwrap().id();
     queue.enqueue(record("a", None)).await.unwrap();
     let refused = queue.enqueue(record("a", None)).await.unwrap_err();
@@ -90,9 +94,12 @@ async fn full_queue_refuses_new_messages_but_keeps_old_ones() {
 #[tokio::test]
 async fn low_disk_refuses_new_messages() {
     let dir = tempfile::tempdir().unwrap();
-    let queue =
-        Queue::open(&dir.path().join("q.db"), Limits { max_queued_messages: 10, min_free_disk_bytes: u64::MAX })
-            .unwrap();
+    let queue = Queue::open(
+        &dir.path().join("q.db"),
+        Limits { max_queued_messages: 10, min_free_disk_bytes: u64::MAX },
+        Default::default(),
+    )
+    .unwrap();
     assert!(matches!(queue.enqueue(record("a", None)).await, Err(QueueError::DiskLow { .. })));
 }
 
@@ -100,7 +107,7 @@ async fn low_disk_refuses_new_messages() {
 async fn closed_queue_refuses_and_keeps_what_was_committed() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("q.db");
-    let queue = Queue::open(&path, limits()).unwrap();
+    let queue = Queue::open(&path, limits(), Default::default()).unwrap();
     queue.enqueue(record("a", None)).await.unwrap();
     queue.close();
     assert!(matches!(queue.enqueue(record("a", None)).await, Err(QueueError::Closed)));
@@ -111,18 +118,20 @@ async fn closed_queue_refuses_and_keeps_what_was_committed() {
 async fn messages_caught_mid_send_become_ambiguous_on_open() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("q.db");
-    let queue = Queue::open(&path, limits()).unwrap();
+    let queue = Queue::open(&path, limits(), Default::default()).unwrap();
     let id = queue.enqueue(record("a", None)).await.unwrap().id();
     queue.close();
     drop(queue);
     Connection::open(&path).unwrap().execute("UPDATE messages SET state = 'sending'", []).unwrap();
 
-    let queue = Queue::open(&path, limits()).unwrap();
+    let queue = Queue::open(&path, limits(), Default::default()).unwrap();
     assert_eq!(queue.message(id).await.unwrap().unwrap().state, State::Ambiguous);
     assert_eq!(
         count(&path, "SELECT COUNT(*) FROM transitions WHERE from_state = 'sending' AND to_state = 'ambiguous'"),
         1
     );
+    let entry = "SELECT COUNT(*) FROM audit WHERE kind = 'ambiguous' AND detail = 'from sending' AND message_id = ";
+    assert_eq!(count(&path, &format!("{entry}'{id}'")), 1, "the recovery is in the audit trail");
 }
 
 #[test]
@@ -138,7 +147,7 @@ fn connections_run_in_wal_with_full_sync() {
 async fn a_failed_batch_answers_every_caller_with_an_error_and_stores_none_of_them() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("q.db");
-    let queue = Arc::new(Queue::open(&path, limits()).unwrap());
+    let queue = Arc::new(Queue::open(&path, limits(), Default::default()).unwrap());
     // Fault injection through the storage: any batch holding client "boom" fails.
     Connection::open(&path)
         .unwrap()
@@ -165,6 +174,7 @@ async fn a_failed_batch_answers_every_caller_with_an_error_and_stores_none_of_th
     }
     let stored = count(&path, "SELECT COUNT(*) FROM messages");
     assert_eq!(stored, 39 - failed, "exactly the messages answered Ok are stored");
+    assert_eq!(count(&path, "SELECT COUNT(*) FROM audit WHERE kind = 'accepted'"), stored, "and only they are audited");
     // The writer keeps working after a failed batch.
     assert!(queue.enqueue(record("a", None)).await.is_ok());
 }
@@ -173,7 +183,7 @@ async fn a_failed_batch_answers_every_caller_with_an_error_and_stores_none_of_th
 async fn due_lists_by_priority_then_arrival_and_apply_moves_states_once() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("q.db");
-    let queue = Queue::open(&path, limits()).unwrap();
+    let queue = Queue::open(&path, limits(), Default::default()).unwrap();
     let institution: OrgFiscalCode = "80000000010".parse().unwrap();
     let mut bulk = record("a", None);
     bulk.priority = Priority::Bulk;
@@ -216,10 +226,48 @@ async fn due_lists_by_priority_then_arrival_and_apply_moves_states_once() {
 #[tokio::test]
 async fn finishing_messages_makes_room_under_the_limit() {
     let dir = tempfile::tempdir().unwrap();
-    let queue =
-        Queue::open(&dir.path().join("q.db"), Limits { max_queued_messages: 1, min_free_disk_bytes: 0 }).unwrap();
+    let queue = Queue::open(
+        &dir.path().join("q.db"),
+        Limits { max_queued_messages: 1, min_free_disk_bytes: 0 },
+        Default::default(),
+    )
+    .unwrap();
     let id = queue.enqueue(record("a", None)).await.unwrap().id();
     assert!(matches!(queue.enqueue(record("a", None)).await, Err(QueueError::Full { .. })));
     queue.apply(vec![Change::new(id, State::Queued, State::NotOnIo, "profile 404")]).await.unwrap();
     assert!(queue.enqueue(record("a", None)).await.is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_writer_audits_each_change_and_signs_every_thousand_entries_and_on_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.db");
+    let key = Arc::new(crate::signing::SigningKey::generate_ephemeral().unwrap());
+    let limits = Limits { max_queued_messages: 10_000, min_free_disk_bytes: 0 };
+    let queue = Arc::new(Queue::open(&path, limits, Arc::new(CurrentKey::new(Some(Arc::clone(&key))))).unwrap());
+    let tasks: Vec<_> = (0..1_100)
+        .map(|_| {
+            let queue = Arc::clone(&queue);
+            tokio::spawn(async move { queue.enqueue(record("a", None)).await.unwrap().id() })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for task in tasks {
+        ids.push(task.await.unwrap());
+    }
+    let signed = count(&path, "SELECT COUNT(*) FROM audit_checkpoints");
+    assert_eq!(signed, 1, "one checkpoint once 1,000 entries were past none");
+    assert!(count(&path, "SELECT MIN(seq) FROM audit_checkpoints") >= 1_000);
+    let sending = Change::new(ids[0], State::Queued, State::Sending, "sending to IO");
+    let sent =
+        Change { io_message_id: Some("01IOID".into()), ..Change::new(ids[0], State::Sending, State::Sent, "201") };
+    assert_eq!(queue.apply(vec![sending, sent]).await.unwrap(), [true, true]);
+    queue.close();
+    assert_eq!(count(&path, "SELECT MAX(seq) FROM audit_checkpoints"), 1_102, "the close signs the head");
+    assert_eq!(count(&path, "SELECT COUNT(*) FROM audit WHERE kind = 'sent' AND detail = '01IOID'"), 1);
+    let mut keys = crate::signing::Jwks::new();
+    keys.insert(key.public_jwk().clone()).unwrap();
+    let verification = audit::verify_database(&path, &keys).unwrap();
+    assert!(verification.is_intact(), "{verification}");
+    assert_eq!((verification.report.last_seq, verification.report.last_checkpoint), (1_102, Some(1_102)));
 }

@@ -1,10 +1,13 @@
-//! The single writer thread: group commit of incoming messages, and backpressure.
+//! The single writer thread: group commit of incoming messages, backpressure, and the
+//! audit trail's entries and signed checkpoints.
 
+use super::audit::{self, Trail};
 use super::{now_millis, Accepted, Change, Idempotency, Limits, MessageId, NewRecord, QueueError, State};
-use rusqlite::{Connection, OptionalExtension, Transaction};
+use crate::signing::CurrentKey;
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
 use std::path::PathBuf;
 use std::sync::mpsc;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
@@ -26,6 +29,11 @@ const RECOUNT_EVERY: Duration = Duration::from_secs(30);
 /// only after a complete checkpoint: without this the WAL grows without end and every
 /// commit appends to it, which makes each fsync slower.
 const TAIL_CHECKPOINT_EVERY: u32 = 256;
+/// The writer signs a checkpoint of the audit trail's head once this many entries are
+/// past the last one, or this long after its last, whichever comes first (if the head
+/// moved), and when it closes.
+const AUDIT_CHECKPOINT_ENTRIES: u64 = 1_000;
+const AUDIT_CHECKPOINT_EVERY: Duration = Duration::from_secs(60);
 
 type Reply = oneshot::Sender<Result<Accepted, QueueError>>;
 type ApplyReply = oneshot::Sender<Result<Vec<bool>, QueueError>>;
@@ -48,7 +56,12 @@ pub(super) struct Writer {
 }
 
 impl Writer {
-    pub(super) fn start(conn: Connection, limits: Limits, directory: PathBuf) -> Result<Writer, QueueError> {
+    pub(super) fn start(
+        conn: Connection,
+        limits: Limits,
+        directory: PathBuf,
+        audit_key: Arc<CurrentKey>,
+    ) -> Result<Writer, QueueError> {
         let mut state = WriterState {
             conn,
             limits,
@@ -59,6 +72,8 @@ impl Writer {
             disk_checked_at: Instant::now(),
             commits_since_checkpoint: 0,
             refusing: None,
+            audit_key,
+            signed_at: Instant::now(),
         };
         state.recount()?;
         state.free_bytes = free_disk_bytes(&state.directory);
@@ -125,6 +140,10 @@ struct WriterState {
     commits_since_checkpoint: u32,
     /// Why new messages are being refused, if they are: logged once when it starts.
     refusing: Option<&'static str>,
+    /// Signs the audit checkpoints (`None` inside: no `[signing]`, nothing signed).
+    audit_key: Arc<CurrentKey>,
+    /// When this writer last signed, or looked for a head to sign.
+    signed_at: Instant,
 }
 
 impl WriterState {
@@ -132,10 +151,15 @@ impl WriterState {
         let mut batch: Vec<Item> = Vec::with_capacity(MAX_BATCH);
         let mut closing = false;
         while !closing {
-            match commands.recv() {
+            let wait = AUDIT_CHECKPOINT_EVERY.saturating_sub(self.signed_at.elapsed());
+            match commands.recv_timeout(wait) {
                 Ok(Command::Enqueue(record, reply)) => batch.push(Item::Enqueue(record, reply)),
                 Ok(Command::Apply(changes, reply)) => batch.push(Item::Apply(changes, reply)),
-                Ok(Command::Close) | Err(_) => break,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    self.sign_checkpoint();
+                    continue;
+                }
+                Ok(Command::Close) | Err(mpsc::RecvTimeoutError::Disconnected) => break,
             }
             while batch.len() < MAX_BATCH {
                 match commands.try_recv() {
@@ -150,6 +174,7 @@ impl WriterState {
             }
             self.commit_batch(&mut batch);
         }
+        self.sign_checkpoint();
         if let Err(e) = self.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)") {
             log::warn!(error:display = e; "WAL checkpoint at shutdown failed; the next start will replay it");
         }
@@ -170,16 +195,23 @@ impl WriterState {
         let mut enqueued = Vec::with_capacity(batch.len());
         let mut applied = Vec::new();
         let (pending, free_bytes, limits) = (self.pending, self.free_bytes, self.limits);
-        let outcome = self.conn.transaction().map_err(storage("beginning a batch")).and_then(|tx| {
+        let signer = self.audit_key.get();
+        let sign_by_time = self.signed_at.elapsed() >= AUDIT_CHECKPOINT_EVERY;
+        // Immediate: the write lock is held before the audit head is read (an import or an
+        // operator may have appended since our last commit).
+        let begin = self.conn.transaction_with_behavior(TransactionBehavior::Immediate);
+        let outcome = begin.map_err(storage("beginning a batch")).and_then(|tx| {
             let (mut added, mut finished) = (0u64, 0u64);
+            let mut trail = Trail::new();
             for item in batch.iter() {
                 match item {
                     Item::Enqueue(record, _) => {
-                        let result = admit(&tx, record, pending + added, free_bytes, limits);
+                        let result = admit(&tx, &mut trail, record, pending + added, free_bytes, limits);
                         match result {
                             Ok(Accepted::New(_)) => added += 1,
-                            Err(QueueError::Storage { operation, source }) => {
-                                return Err(QueueError::Storage { operation, source })
+                            // Not a refusal of this record: the batch cannot be committed.
+                            Err(QueueError::Storage { .. } | QueueError::Audit(_) | QueueError::AuditHead { .. }) => {
+                                return result.map(|_| (0, 0, false));
                             }
                             _ => {}
                         }
@@ -188,7 +220,7 @@ impl WriterState {
                     Item::Apply(changes, _) => {
                         let mut done = Vec::with_capacity(changes.len());
                         for change in changes {
-                            let changed = apply_change(&tx, change)?;
+                            let changed = apply_change(&tx, &mut trail, change)?;
                             if changed && change.from.awaits_delivery() && !change.to.awaits_delivery() {
                                 finished += 1;
                             }
@@ -198,12 +230,22 @@ impl WriterState {
                     }
                 }
             }
+            let mut signed = false;
+            if let Some(key) = signer {
+                if sign_by_time || trail.unsigned(&tx)? >= AUDIT_CHECKPOINT_ENTRIES {
+                    trail.checkpoint(&tx, &key, now_millis())?;
+                    signed = true;
+                }
+            }
             tx.commit().map_err(storage("committing a batch"))?;
-            Ok((added, finished))
+            Ok((added, finished, signed))
         });
         self.note_refusals(&enqueued);
         match outcome {
-            Ok((added, finished)) => {
+            Ok((added, finished, signed)) => {
+                if signed {
+                    self.signed_at = Instant::now();
+                }
                 self.pending = (self.pending + added).saturating_sub(finished);
                 let (mut enqueued, mut applied) = (enqueued.into_iter(), applied.into_iter());
                 for item in batch.drain(..) {
@@ -237,6 +279,28 @@ impl WriterState {
                         }
                     }
                 }
+            }
+        }
+    }
+
+    /// Signs a checkpoint of the audit trail's head in a transaction of its own, if a key is
+    /// set and the head moved past the last checkpoint (whoever wrote it).
+    fn sign_checkpoint(&mut self) {
+        self.signed_at = Instant::now();
+        let Some(key) = self.audit_key.get() else { return };
+        let sign = |conn: &mut Connection| -> Result<Option<u64>, QueueError> {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(storage("beginning an audit checkpoint"))?;
+            let signed = Trail::new().checkpoint(&tx, &key, now_millis())?;
+            tx.commit().map_err(storage("committing an audit checkpoint"))?;
+            Ok(signed)
+        };
+        match sign(&mut self.conn) {
+            Ok(Some(seq)) => log::debug!(seq = seq; "audit checkpoint signed"),
+            Ok(None) => {}
+            Err(e) => {
+                log::error!(error:display = e; "cannot sign an audit checkpoint; the trail's tail stays unsigned")
             }
         }
     }
@@ -277,6 +341,7 @@ impl WriterState {
 /// Decides one record inside the batch transaction and writes it if admitted.
 fn admit(
     tx: &Transaction<'_>,
+    trail: &mut Trail,
     record: &NewRecord,
     pending: u64,
     free_bytes: u64,
@@ -317,12 +382,14 @@ fn admit(
             record.idempotency.as_ref().map(|i| &i.request_digest[..]),
         ])
         .map_err(storage("inserting a message"))?;
+    trail.append(tx, audit::accepted(id, record.client.as_str()), now)?;
     Ok(Accepted::New(id))
 }
 
 /// Moves one message if it is still in `change.from`; records the transition when the
 /// state really changes (a new poll time for a `sent` message is not a transition).
-fn apply_change(tx: &Transaction<'_>, change: &Change) -> Result<bool, QueueError> {
+/// The change's audit entry goes with its transition row.
+fn apply_change(tx: &Transaction<'_>, trail: &mut Trail, change: &Change) -> Result<bool, QueueError> {
     let now = now_millis();
     let mut update = tx
         .prepare_cached(
@@ -357,6 +424,8 @@ fn apply_change(tx: &Transaction<'_>, change: &Change) -> Result<bool, QueueErro
         transition
             .execute((change.from.as_sql(), change.to.as_sql(), now, &change.reason, change.id.to_string()))
             .map_err(storage("recording a transition"))?;
+        let event = audit::changed(change.id, change.from, change.to, change.io_message_id.as_deref(), None);
+        trail.append(tx, event, now)?;
     }
     Ok(changed == 1)
 }

@@ -9,7 +9,9 @@ use gateway::{auth, logging, operator, server, shutdown};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+mod audit;
 mod operate;
+use audit::AuditCommand;
 use operate::{import_file, outcomes, queue, ImportArgs, QueueCommand};
 
 /// Exit status for an invalid configuration (sysexits' EX_CONFIG).
@@ -94,6 +96,11 @@ enum Command {
         /// Only messages that reached their outcome on or after this day.
         #[arg(long, value_name = "YYYY-MM-DD")]
         since: Option<jiff::civil::Date>,
+    },
+    /// The tamper-evident audit trail: check it, or export it for an auditor.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
     },
     /// Run the IO sandbox: a simulator of IO's Services API for tests and demos.
     Sandbox {
@@ -183,6 +190,7 @@ fn main() -> ExitCode {
                 ExitCode::from(EXIT_CONFIG)
             }
         },
+        Command::Audit { command } => audit::audit(command),
         Command::Sandbox { config } => sandbox(&config),
         Command::Demo { keep } => demo(keep),
         Command::Run { config, verbose, worker_threads } => {

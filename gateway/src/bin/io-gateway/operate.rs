@@ -207,7 +207,14 @@ pub fn import_file(args: ImportArgs) -> ExitCode {
     let sink = if args.dry_run {
         import::Sink::DryRun { database: Some(database) }
     } else {
-        import::Sink::Queue { database, limits: server::limits(&config) }
+        let audit_key = match server::Keys::load(&config) {
+            Ok(keys) => keys.audit.get(),
+            Err(e) => {
+                eprintln!("cannot load the signing key: {e}");
+                return ExitCode::from(EXIT_CONFIG);
+            }
+        };
+        import::Sink::Queue { database, limits: server::limits(&config), audit_key }
     };
     let outcome = import::run(&job, &args.file, sink, &mut report, &mut import::Progress::on_stderr());
     let report = report.finish();
