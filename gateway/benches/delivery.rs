@@ -6,7 +6,8 @@
 //!    over BENCH_BUDGET_SECONDS (default 300; target >= 98% of 30/s) and the 429s we
 //!    caused (target 0).
 //!
-//! `cargo bench -p gateway --bench delivery` (BENCH_MESSAGES=20000, BENCH_ONLY=throughput|budget).
+//! `cargo bench -p gateway --bench delivery` (BENCH_MESSAGES=20000, BENCH_ONLY=throughput|budget,
+//! BENCH_SIGNING=1 to sign every call).
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -133,9 +134,21 @@ fn gateway_config(dir: &Path, sandbox: SocketAddr, rate_limit: &str, delivery: &
          [[institutions.services]]\nname = \"tari\"\nservice_id = \"SVC\"\nprimary_key = {{ file = \"{dir}/io.key\" }}\n\
          [[clients]]\nname = \"bench\"\nkey_sha256 = \"{digest}\"\nservices = [\"tari\"]\n\
          [io]\nbase_url = \"http://{sandbox}/api/v1\"\n[local_api]\nlisten = \"127.0.0.1:0\"\n\
-         [storage]\npath = \"{dir}/queue.db\"\nmin_free_disk_mb = 64\nmax_queued_messages = 100000000\n[delivery]\n{delivery}\n",
-        dir = dir.display()
+         [storage]\npath = \"{dir}/queue.db\"\nmin_free_disk_mb = 64\nmax_queued_messages = 100000000\n[delivery]\n{delivery}\n{signing}",
+        dir = dir.display(),
+        signing = signing_section(dir),
     )
+}
+
+/// With BENCH_SIGNING=1, every call to IO carries an RFC 9421 signature (the sandbox does
+/// not verify them, so only the gateway's cost is measured).
+fn signing_section(dir: &Path) -> String {
+    if std::env::var("BENCH_SIGNING").as_deref() != Ok("1") {
+        return String::new();
+    }
+    let keys = dir.join("keys");
+    gateway::signing::KeyRing::generate(&keys).expect("signing key");
+    format!("[signing]\nkey_directory = \"{}\"\n", keys.display())
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {

@@ -2,7 +2,7 @@
 //! binary; reports durable messages/s and p50/p99 latency for N = 1, 16, 64.
 //!
 //! `cargo bench -p gateway --bench intake` (BENCH_SECONDS=10 by default, BENCH_CLIENTS to
-//! choose the N values, e.g. `BENCH_CLIENTS=64`). Every 201 is checked against the
+//! choose the N values, e.g. `BENCH_CLIENTS=64`; BENCH_SIGNING=1 adds signed receipts). Every 201 is checked against the
 //! database afterwards, so the figure counts only messages that really are durable.
 
 use bytes::Bytes;
@@ -45,6 +45,17 @@ fn floors() {
     );
 }
 
+/// With BENCH_SIGNING=1, an appliance key signs a receipt for every 201 (and the audit
+/// checkpoints), to measure what signing costs intake.
+fn signing_section(dir: &std::path::Path) -> String {
+    if std::env::var("BENCH_SIGNING").as_deref() != Ok("1") {
+        return String::new();
+    }
+    let keys = dir.join("keys");
+    gateway::signing::KeyRing::generate(&keys).expect("signing key");
+    format!("[signing]\nkey_directory = \"{}\"\n", keys.display())
+}
+
 fn run(clients: usize, duration: Duration) {
     let dir = tempfile::tempdir().expect("temp dir");
     let config = dir.path().join("gateway.toml");
@@ -74,9 +85,10 @@ listen = "127.0.0.1:0"
 path = "{db}"
 max_queued_messages = 100000000
 min_free_disk_mb = 64
-"#,
+{signing}"#,
             key = key_file.display(),
-            db = dir.path().join("queue.db").display()
+            db = dir.path().join("queue.db").display(),
+            signing = signing_section(dir.path()),
         ),
     )
     .expect("config");
