@@ -59,9 +59,11 @@ async fn verifying_sandbox(public_keys: &Path) -> Sandbox {
     Sandbox::start(SandboxConfig::from_toml_str(&config).unwrap()).await.unwrap()
 }
 
+/// Posts a message asking for a receipt (`Prefer: receipt`).
 fn post(gateway: &Gateway, marker: &str) -> (support::Response, Vec<u8>) {
     let body = message("BNCLRA85C52F205V", marker).to_string().into_bytes();
-    let headers = [("Ocp-Apim-Subscription-Key", TRIBUTI_KEY), ("Content-Type", "application/json")];
+    let headers =
+        [("Ocp-Apim-Subscription-Key", TRIBUTI_KEY), ("Content-Type", "application/json"), ("Prefer", "receipt")];
     (request(gateway.addr, "POST", "/api/v1/messages", &headers, &body).unwrap(), body)
 }
 
@@ -99,6 +101,11 @@ async fn signed_requests_pass_a_verifying_sandbox_receipts_verify_and_a_rotated_
         let (response, body) = post(&gateway, "signed-1");
         assert_eq!(response.status, 201);
         let receipt = response.header("io-gateway-receipt").expect("a receipt on 201").to_string();
+        assert_eq!(response.header("preference-applied"), Some("receipt"));
+        // A client that does not ask gets none (signing is not free).
+        let plain = gateway.post("/api/v1/messages", TRIBUTI_KEY, &message("BNCLRA85C52F205V", "no-receipt"), &[]);
+        assert_eq!(plain.status, 201);
+        assert!(plain.header("io-gateway-receipt").is_none());
         let verified = Receipt::verify(&receipt, &jwks_of(&key_dir_for)).unwrap();
         assert_eq!(verified.message_id, response.json()["id"].as_str().unwrap());
         assert!(verified.covers(&body), "the receipt binds the posted bytes");
@@ -118,6 +125,7 @@ async fn signed_requests_pass_a_verifying_sandbox_receipts_verify_and_a_rotated_
         assert_eq!(response.status, 201);
         let second = response.header("io-gateway-receipt").unwrap().to_string();
         wait_processed(&gateway, response.header("location").unwrap());
+        wait_processed(&gateway, plain.header("location").unwrap());
         let (status, _) = gateway.terminate();
         assert!(status.success());
         (receipt, second, jwks_of(&key_dir_for))
@@ -127,7 +135,7 @@ async fn signed_requests_pass_a_verifying_sandbox_receipts_verify_and_a_rotated_
     let kid_of = |token: &str| gateway::signing::jws::verify::<serde_json::Value>(token, &jwks).unwrap().kid;
     assert_eq!(kid_of(&first_receipt).as_str(), first_kid, "old receipts still verify after rotation");
     assert_ne!(kid_of(&second_receipt).as_str(), first_kid);
-    assert_eq!(io.received().len(), 2);
+    assert_eq!(io.received().len(), 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -37,7 +37,7 @@ pub struct Signing {
     pub key_directory: std::path::PathBuf,
     /// RFC 9421 signatures on every request to IO (default on; IO ignores them).
     pub sign_requests: bool,
-    /// A signed receipt on every 201 of the local API (default on).
+    /// A signed receipt on a 201 of the local API that asks with `Prefer: receipt` (default on).
     pub receipts: bool,
 }
 
