@@ -32,8 +32,8 @@ enum Command {
         #[arg(long)]
         dir: PathBuf,
         /// How long each of the two measurements runs.
-        #[arg(long, default_value_t = 10.0, value_parser = positive)]
-        seconds: f64,
+        #[arg(long, default_value = "10", value_parser = seconds)]
+        seconds: Duration,
         #[arg(long, default_value_t = defaults::MIN_FSYNCS_PER_SECOND)]
         min_fsyncs_per_second: f64,
         #[arg(long, default_value_t = defaults::MIN_COMMITS_PER_SECOND)]
@@ -45,8 +45,9 @@ enum Command {
     Soak {
         #[command(flatten)]
         target: Target,
-        #[arg(long, default_value_t = 10.0, value_parser = positive)]
-        minutes: f64,
+        /// How long to post (fractions allowed: 0.5 is 30 s); an hour says most about memory.
+        #[arg(long, default_value = "10", value_parser = minutes)]
+        minutes: Duration,
         /// Messages per second (IO's budget delivers about 15/s with a status read each).
         #[arg(long, default_value_t = 5.0, value_parser = positive)]
         rate: f64,
@@ -61,8 +62,8 @@ enum Command {
     Tls {
         #[command(flatten)]
         target: Target,
-        #[arg(long, default_value_t = 10.0, value_parser = positive)]
-        seconds: f64,
+        #[arg(long, default_value = "10", value_parser = seconds)]
+        seconds: Duration,
         /// Client threads (default: one per CPU).
         #[arg(long)]
         clients: Option<usize>,
@@ -120,11 +121,13 @@ enum PowerCut {
         /// File holding the local client key (`prepare` writes DIR/client.key).
         #[arg(long)]
         key_file: PathBuf,
+        /// Messages to post at most (the power is meant to go before they are all posted).
         #[arg(long)]
         count: u64,
         /// The ledger: on another medium than the queue (a USB stick, or another host).
         #[arg(long)]
         ledger: PathBuf,
+        /// Clients posting at once (they share commits, as in production).
         #[arg(long, default_value_t = defaults::POSTING_CLIENTS)]
         clients: usize,
     },
@@ -143,8 +146,10 @@ enum PowerCut {
     Simulate {
         #[command(flatten)]
         target: Target,
+        /// Messages to post at most; the kill comes after half of them are acknowledged.
         #[arg(long, default_value_t = 1000)]
         count: u64,
+        /// Clients posting at once (they share commits, as in production).
         #[arg(long, default_value_t = defaults::POSTING_CLIENTS)]
         clients: usize,
     },
@@ -153,9 +158,12 @@ enum PowerCut {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let command_line: Vec<String> = std::env::args().collect();
-    let (dir, explicit_binary) = cli.command.context();
+    let (dir, explicit_binary, scratch) = cli.command.context();
     let located = binary::locate(explicit_binary.as_deref());
-    let _ = std::fs::create_dir_all(&dir);
+    if scratch {
+        // A failure shows as the test's own error, with the path.
+        let _ = std::fs::create_dir_all(&dir);
+    }
     let machine = Machine::collect(&dir, located.as_ref().ok().map(PathBuf::as_path));
     let fs_type = machine.mount.as_ref().map(|m| m.fs_type.clone());
     let mut report = Report::new(machine, command_line.join(" "));
@@ -194,21 +202,22 @@ enum CommandError {
 }
 
 impl Command {
-    /// The directory the machine facts describe, and `--binary`.
-    fn context(&self) -> (PathBuf, Option<PathBuf>) {
+    /// The directory the machine facts describe, `--binary`, and whether that directory
+    /// is a scratch directory to create.
+    fn context(&self) -> (PathBuf, Option<PathBuf>, bool) {
         let parent =
             |p: &Path| p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
         match self {
-            Command::Storage { dir, .. } => (dir.clone(), None),
+            Command::Storage { dir, .. } => (dir.clone(), None, true),
             Command::Soak { target, .. } | Command::Tls { target, .. } | Command::All { target, .. } => {
-                (target.dir.clone(), target.binary.clone())
+                (target.dir.clone(), target.binary.clone(), true)
             }
             Command::PowerCut { command } => match command {
-                PowerCut::Prepare { dir, .. } => (dir.clone(), None),
-                PowerCut::Write { ledger, .. } => (parent(ledger), None),
-                PowerCut::Verify { database: Some(db), .. } => (parent(db), None),
-                PowerCut::Verify { config, .. } => (config.as_deref().map(parent).unwrap_or_default(), None),
-                PowerCut::Simulate { target, .. } => (target.dir.clone(), target.binary.clone()),
+                PowerCut::Prepare { dir, .. } => (dir.clone(), None, true),
+                PowerCut::Write { ledger, .. } => (parent(ledger), None, false),
+                PowerCut::Verify { database: Some(db), .. } => (parent(db), None, false),
+                PowerCut::Verify { config, .. } => (config.as_deref().map(parent).unwrap_or_default(), None, false),
+                PowerCut::Simulate { target, .. } => (target.dir.clone(), target.binary.clone(), true),
             },
         }
     }
@@ -236,7 +245,7 @@ fn execute(command: Command, located: Result<PathBuf, BinaryError>, fs_type: Opt
         Command::Storage { dir, seconds, min_fsyncs_per_second, min_commits_per_second, max_commit_p99_ms } => {
             let options = storage::StorageOptions {
                 dir,
-                duration: Duration::from_secs_f64(seconds),
+                duration: seconds,
                 min_fsyncs_per_second,
                 min_commits_per_second,
                 max_commit_p99: Duration::from_millis(max_commit_p99_ms),
@@ -245,14 +254,13 @@ fn execute(command: Command, located: Result<PathBuf, BinaryError>, fs_type: Opt
             one("Storage", storage::run(&options).map_err(CommandError::from))
         }
         Command::Soak { target, minutes, rate, max_rss_mib, keep } => {
-            let duration = Duration::from_secs_f64(minutes * 60.0);
-            let options = soak::SoakOptions { binary, dir: target.dir, duration, rate, max_rss_mib, keep };
+            let options = soak::SoakOptions { binary, dir: target.dir, duration: minutes, rate, max_rss_mib, keep };
             one("Soak", soak::run(&options).map_err(CommandError::from))
         }
         Command::Tls { target, seconds, clients, min_handshakes_per_second } => {
             let clients = clients.unwrap_or_else(|| std::thread::available_parallelism().map(usize::from).unwrap_or(1));
-            let duration = Duration::from_secs_f64(seconds);
-            let options = tls::TlsOptions { binary, dir: target.dir, duration, clients, min_handshakes_per_second };
+            let options =
+                tls::TlsOptions { binary, dir: target.dir, duration: seconds, clients, min_handshakes_per_second };
             one("TLS", tls::run(&options).map_err(CommandError::from))
         }
         Command::All { target, quick, keep, max_rss_mib } => {
@@ -358,6 +366,16 @@ fn positive(text: &str) -> Result<f64, &'static str> {
         Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
         _ => Err("expected a positive number"),
     }
+}
+
+/// Value parser: a positive number of seconds (fractions allowed).
+fn seconds(text: &str) -> Result<Duration, &'static str> {
+    Duration::try_from_secs_f64(positive(text)?).map_err(|_| "too long")
+}
+
+/// Value parser: a positive number of minutes (fractions allowed).
+fn minutes(text: &str) -> Result<Duration, &'static str> {
+    Duration::try_from_secs_f64(positive(text)? * 60.0).map_err(|_| "too long")
 }
 
 fn print_summary(sections: &[Section]) {

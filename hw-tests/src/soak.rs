@@ -232,8 +232,10 @@ fn refusals(posted: &Posted) -> String {
     if posted.refused.is_empty() && posted.failures.is_empty() {
         return "none refused, no transport error".into();
     }
-    let mut statuses: Vec<String> = posted.refused.iter().map(u16::to_string).collect();
+    let mut statuses = posted.refused.clone();
+    statuses.sort_unstable();
     statuses.dedup();
+    let statuses: Vec<String> = statuses.iter().map(u16::to_string).collect();
     let first_failure = posted.failures.first().map(String::as_str).unwrap_or("-");
     format!(
         "{} refused (status {}), {} failed (first: {first_failure})",
