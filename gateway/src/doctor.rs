@@ -6,6 +6,7 @@
 use crate::certificates::{unix_now, CertificateInfo};
 use crate::config::{Config, SecretSource};
 use crate::io_client::IoClient;
+use crate::queue::{database_directory, free_disk_bytes};
 use connectors::domain::{FiscalCode, TestRecipient};
 use std::fmt::Write as _;
 use std::os::unix::fs::PermissionsExt;
@@ -117,7 +118,7 @@ fn permissions(findings: &mut Findings, config_path: &Path, config: &Config) {
         }
     }
     let database = &config.storage.path;
-    let directory = database.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let directory = database_directory(database);
     match rustix::fs::access(directory, rustix::fs::Access::WRITE_OK) {
         Ok(()) if database.exists() => {
             findings.add(Verdict::Ok, "storage", format!("{} exists and its directory is writable", database.display()))
@@ -187,11 +188,10 @@ fn matches_key(cert: &Path, key: &Path) -> Result<(), String> {
 }
 
 fn disk(findings: &mut Findings, config: &Config) {
-    let directory = config.storage.path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let directory = database_directory(&config.storage.path);
     let floor = config.storage.min_free_disk_bytes;
-    match rustix::fs::statvfs(directory) {
-        Ok(s) => {
-            let free = s.f_bavail.saturating_mul(s.f_frsize);
+    match free_disk_bytes(directory) {
+        Ok(free) => {
             let mib = |b: u64| b / (1024 * 1024);
             let (verdict, note) = if free < floor {
                 (Verdict::Fail, "below the floor: new messages are refused")

@@ -6,7 +6,7 @@ use crate::certificates::CertificateInfo;
 use crate::config::Config;
 use crate::metrics::names;
 use crate::queue::admin::{Action, Admin, Filter, Moved};
-use crate::queue::{now_millis, MessageId, Priority, State};
+use crate::queue::{database_directory, free_disk_bytes, now_millis, MessageId, Priority, State};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::{Read, Write};
@@ -33,8 +33,7 @@ pub fn status(config: &Config) -> Result<String, String> {
     };
     let _ = writeln!(out, "daemon:             {daemon}");
     let db_bytes = std::fs::metadata(&config.storage.path).map(|m| m.len()).unwrap_or(0);
-    let dir = config.storage.path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
-    let free = rustix::fs::statvfs(dir).map(|s| s.f_bavail.saturating_mul(s.f_frsize)).unwrap_or(0);
+    let free = free_disk_bytes(database_directory(&config.storage.path)).unwrap_or(0);
     let floor = config.storage.min_free_disk_bytes;
     let disk_note = if free < floor { "  BELOW THE FLOOR: new messages are refused" } else { "" };
     let _ = writeln!(

@@ -7,7 +7,7 @@ use crate::config::Config;
 use crate::delivery::Delivery;
 use crate::http_server::{self, Body, Stopped};
 use crate::queue::admin::Admin;
-use crate::queue::{now_millis, Priority, QueueError, State};
+use crate::queue::{database_directory, free_disk_bytes, now_millis, Priority, QueueError, State};
 use bytes::Bytes;
 use http::{header, Method, Request, Response, StatusCode};
 use http_body_util::Full;
@@ -100,8 +100,7 @@ impl QueueReading {
         let mut wal = path.as_os_str().to_owned();
         wal.push("-wal");
         let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
-        let directory = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        let free_bytes = rustix::fs::statvfs(directory).map(|s| s.f_bavail.saturating_mul(s.f_frsize)).ok();
+        let free_bytes = free_disk_bytes(database_directory(path)).ok();
         Ok(QueueReading { counts, database_bytes: size(path) + size(Path::new(&wal)), free_bytes })
     }
 

@@ -87,7 +87,7 @@ impl Importer {
         };
         tune(&conn).map_err(|source| QueueError::OpenDatabase { path: path.to_path_buf(), source })?;
         let client = IMPORT_CLIENT.parse().map_err(|reason| QueueError::Corrupt { what: reason })?;
-        let directory = path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+        let directory = super::database_directory(path).to_path_buf();
         Ok(Importer {
             conn,
             client,
@@ -224,6 +224,7 @@ pub fn template_digest(text: &str) -> [u8; 32] {
     out
 }
 
+/// Unknown (an error) counts as plenty, as in the daemon's writer.
 fn free_disk_bytes(directory: &Path) -> u64 {
-    rustix::fs::statvfs(directory).map(|s| s.f_bavail.saturating_mul(s.f_frsize)).unwrap_or(u64::MAX)
+    super::free_disk_bytes(directory).unwrap_or(u64::MAX)
 }

@@ -261,7 +261,7 @@ impl Queue {
             .map_err(|source| QueueError::OpenDatabase { path: path.to_path_buf(), source })?;
         let checkpointer = checkpoint::Checkpointer::start(open_connection(path)?)
             .map_err(|source| QueueError::Thread { thread: "checkpoint", source })?;
-        let directory = path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+        let directory = database_directory(path).to_path_buf();
         let writer = writer::Writer::start(conn, limits, directory, audit_key)?;
         Ok(Queue { checkpointer, writer, reader: Arc::new(Mutex::new(reader)) })
     }
@@ -466,6 +466,18 @@ fn stored_message(row: RawRow) -> Result<StoredMessage, QueueError> {
 }
 
 /// Milliseconds since the Unix epoch: the queue's clock.
+/// The directory holding a database file (`.` for a bare file name, whose `parent()` is
+/// empty and names no file system).
+pub fn database_directory(database: &Path) -> &Path {
+    database.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."))
+}
+
+/// Bytes free for unprivileged users on the file system holding `directory`.
+pub fn free_disk_bytes(directory: &Path) -> std::io::Result<u64> {
+    let stats = rustix::fs::statvfs(directory)?;
+    Ok(stats.f_bavail.saturating_mul(stats.f_frsize))
+}
+
 pub fn now_millis() -> i64 {
     jiff::Timestamp::now().as_millisecond()
 }

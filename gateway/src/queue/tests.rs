@@ -271,3 +271,10 @@ async fn the_writer_audits_each_change_and_signs_every_thousand_entries_and_on_c
     assert!(verification.is_intact(), "{verification}");
     assert_eq!((verification.report.last_seq, verification.report.last_checkpoint), (1_102, Some(1_102)));
 }
+
+#[test]
+fn a_bare_database_name_lives_in_the_current_directory() {
+    assert_eq!(database_directory(Path::new("queue.db")), Path::new("."));
+    assert_eq!(database_directory(Path::new("/var/lib/io-gateway/queue.db")), Path::new("/var/lib/io-gateway"));
+    assert!(free_disk_bytes(database_directory(Path::new("queue.db"))).unwrap() > 0);
+}

@@ -469,8 +469,8 @@ fn copy_error(error: &QueueError) -> QueueError {
 /// Bytes available to unprivileged users on the file system holding `directory`.
 /// Unknown (an error) counts as plenty, so a `statvfs` failure never stops intake.
 fn free_disk_bytes(directory: &std::path::Path) -> u64 {
-    match rustix::fs::statvfs(directory) {
-        Ok(stats) => stats.f_bavail.saturating_mul(stats.f_frsize),
+    match super::free_disk_bytes(directory) {
+        Ok(free) => free,
         Err(e) => {
             log::warn!(error:display = e; "cannot read free disk space");
             u64::MAX
