@@ -24,5 +24,7 @@ pub mod reload;
 pub mod sandbox;
 pub mod server;
 pub mod shutdown;
+pub mod secret_file;
+pub mod seal;
 pub mod signing;
 pub mod test_pki;

@@ -230,7 +230,8 @@ pub fn act(config: &Config, action: Action, ids: &[MessageId]) -> Result<(String
 /// `outcomes`: final states as CSV, for the paper/PEC fallback and the records.
 pub fn outcomes(config: &Config, states: &[State], since: Option<i64>, to: &mut dyn Write) -> Result<u64, String> {
     let admin = Admin::open(&config.storage.path).map_err(|e| e.to_string())?;
-    let rows = admin.outcomes(states, since).map_err(|e| e.to_string())?;
+    let keys = crate::seal::key_dir::load(&config.storage.data_key_directory).map_err(|e| e.to_string())?;
+    let rows = admin.outcomes(&keys, states, since).map_err(|e| e.to_string())?;
     let mut writer = csv::Writer::from_writer(to);
     let header = [
         "id",
@@ -254,7 +255,7 @@ pub fn outcomes(config: &Config, states: &[State], since: Option<i64>, to: &mut 
                 row.id.to_string().as_str(),
                 &row.institution,
                 &row.service,
-                &row.fiscal_code,
+                row.fiscal_code.as_deref().unwrap_or("(deleted)"),
                 row.state.as_sql(),
                 if paper { "yes" } else { "no" },
                 row.io_message_id.as_deref().unwrap_or(""),

@@ -112,6 +112,13 @@ impl Reloadable {
                 }
             }
         }
+        match self.keys.reload_data(&self.config) {
+            Ok(current) => log::info!(current = current; "reload: data keys loaded"),
+            Err(e) => {
+                refused += 1;
+                log::error!(error:display = e; "reload: the queue keeps its old data keys");
+            }
+        }
         if let Some(templates) = &self.templates {
             for problem in templates.reload(&self.config) {
                 refused += 1;

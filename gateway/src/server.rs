@@ -11,6 +11,7 @@ use crate::io_client::IoClient;
 use crate::metrics::{self, Metrics, Sources};
 use crate::queue::{Limits, Queue, QueueError};
 use crate::reload::{CertError, LocalCertificate, Reloadable};
+use crate::seal::CurrentDataKeys;
 use crate::signing::{CurrentKey, KeyRing};
 use std::future::Future;
 use std::sync::Arc;
@@ -32,6 +33,15 @@ pub enum RunError {
     SigningKey(#[from] crate::signing::KeyError),
 }
 
+/// Why the data keys were not reloaded.
+#[derive(Debug, thiserror::Error)]
+pub enum DataKeyReloadError {
+    #[error(transparent)]
+    Load(#[from] crate::seal::DataKeyError),
+    #[error("its index.key differs from the one in use; the index key never changes")]
+    IndexKeyChanged,
+}
+
 /// Opens the database and binds the listeners (all can fail before anything is served).
 pub struct Prepared {
     config: Arc<Config>,
@@ -44,22 +54,48 @@ pub struct Prepared {
     keys: Keys,
 }
 
-/// The appliance key as each signer sees it (each empty when its use is off). One key,
-/// one holder per use: `sign_requests` and `receipts` can each be turned off, while the
-/// audit trail's checkpoints are signed whenever `[signing]` is there.
-#[derive(Clone, Default)]
+/// The appliance key as each signer sees it (each empty when its use is off), and the
+/// data keys that seal the queue's personal data. One signing key, one holder per use:
+/// `sign_requests` and `receipts` can each be turned off, while the audit trail's
+/// checkpoints are signed whenever `[signing]` is there.
+#[derive(Clone)]
 pub struct Keys {
     pub requests: Arc<CurrentKey>,
     pub receipts: Arc<CurrentKey>,
     pub audit: Arc<CurrentKey>,
+    pub data: Arc<CurrentDataKeys>,
 }
 
 impl Keys {
-    /// Loads the key ring `[signing]` names (nothing when there is no such section).
-    pub fn load(config: &Config) -> Result<Keys, crate::signing::KeyError> {
-        let keys = Keys::default();
+    /// Loads the key ring `[signing]` names (nothing when there is no such section) and
+    /// the data keys (made on first use, see `queue::load_data_keys`).
+    pub fn load(config: &Config) -> Result<Keys, RunError> {
+        let data = crate::queue::load_data_keys(&config.storage.data_key_directory, &config.storage.path)?;
+        let keys = Keys {
+            requests: Arc::default(),
+            receipts: Arc::default(),
+            audit: Arc::default(),
+            data: Arc::new(CurrentDataKeys::new(data)),
+        };
         keys.reload(config)?;
         Ok(keys)
+    }
+
+    /// What the queue needs of these keys.
+    pub fn queue(&self) -> crate::queue::Keys {
+        crate::queue::Keys { data: Arc::clone(&self.data), audit: Arc::clone(&self.audit) }
+    }
+
+    /// Reads the data key directory again (after `io-gateway data-keys rotate`): the
+    /// newest key seals from now on. Returns its number.
+    pub fn reload_data(&self, config: &Config) -> Result<u32, DataKeyReloadError> {
+        let loaded = crate::seal::key_dir::load(&config.storage.data_key_directory)?;
+        if loaded.index_check() != self.data.get().index_check() {
+            return Err(DataKeyReloadError::IndexKeyChanged);
+        }
+        let current = loaded.current();
+        self.data.set(Arc::new(loaded));
+        Ok(current)
     }
 
     /// Reads the key directory again (after `io-gateway keys rotate`).
@@ -80,7 +116,8 @@ impl Prepared {
         let keys = Keys::load(&config)?;
         let client =
             Arc::new(IoClient::new(&config.io, config.delivery.timeouts)?.with_signer(Arc::clone(&keys.requests)));
-        let queue = Queue::open(&config.storage.path, limits(&config), Arc::clone(&keys.audit))?;
+        let storage = &config.storage;
+        let queue = Queue::open(&storage.path, limits(&config), storage.retention, keys.queue())?;
         let address = config.local_api.listen;
         let listener = TcpListener::bind(address).await.map_err(|source| RunError::Bind { address, source })?;
         let metrics_listener = match &config.metrics {
@@ -149,7 +186,7 @@ impl Prepared {
             database,
             limits(&self.config),
             Arc::clone(&metrics),
-            Arc::clone(&self.keys.audit),
+            self.keys.queue(),
         );
         let (stop_metrics, metrics_stopped) = oneshot::channel::<()>();
         let metrics_task = self.metrics_listener.map(|listener| {

@@ -101,8 +101,8 @@ pub async fn show<B>(
     })?;
     let not_found = || Problem::new(StatusCode::NOT_FOUND, "Not found", "no message with this id for this fiscal code");
     let id: MessageId = id.parse().map_err(|_| not_found())?;
-    let stored = state.queue.message(id).await.map_err(queue_problem)?.ok_or_else(not_found)?;
-    let visible = stored.fiscal_code == fiscal_code && stored.client == client.name;
+    let stored = state.queue.message(id, &fiscal_code).await.map_err(queue_problem)?.ok_or_else(not_found)?;
+    let visible = stored.client == client.name;
     if !visible {
         return Err(not_found());
     }
@@ -134,6 +134,7 @@ fn message_view(state: &ApiState, stored: &StoredMessage) -> Value {
             "attempts": stored.attempts,
             "io_message_id": stored.io_message_id,
             "last_error": stored.last_error,
+            "content_deleted": stored.content_deleted,
         }
     });
     if let Some(status) = &stored.io_status {

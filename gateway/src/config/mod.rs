@@ -67,6 +67,12 @@ impl Config {
             Ok(config) => {
                 let mut problems = environment;
                 problems.extend(import::check_files(&config.import));
+                let data_keys = &config.storage.data_key_directory;
+                if !crate::seal::key_dir::is_empty(data_keys).unwrap_or(false) {
+                    if let Err(e) = crate::seal::key_dir::load(data_keys) {
+                        problems.push(Problem { location: "storage.data_key_directory".into(), message: e.to_string() });
+                    }
+                }
                 if let Some(signing) = &config.signing {
                     if let Err(e) = crate::signing::KeyRing::load(&signing.key_directory) {
                         problems.push(Problem { location: "signing.key_directory".into(), message: e.to_string() });

@@ -157,4 +157,7 @@ pub(crate) struct RawStorage {
     pub path: PathBuf,
     pub max_queued_messages: Option<u64>,
     pub min_free_disk_mb: Option<u64>,
+    pub data_key_directory: Option<PathBuf>,
+    pub retention_delivered_days: Option<u32>,
+    pub retention_undelivered_days: Option<u32>,
 }

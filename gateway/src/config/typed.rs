@@ -106,6 +106,10 @@ pub struct Storage {
     pub path: PathBuf,
     pub max_queued_messages: u64,
     pub min_free_disk_bytes: u64,
+    /// The data keys that seal personal data in the queue (`crate::seal`); by default
+    /// `data-keys/` beside the database, made on first start.
+    pub data_key_directory: PathBuf,
+    pub retention: crate::queue::Retention,
 }
 
 impl Config {
@@ -460,9 +464,27 @@ fn storage_section(c: &mut Checker, raw: RawStorage) -> Option<Storage> {
     if raw.max_queued_messages == Some(0) {
         c.problem("storage.max_queued_messages", "must be at least 1");
     }
+    let days = |value: Option<u32>, default: std::time::Duration| {
+        value.map_or(default, |d| std::time::Duration::from_secs(u64::from(d) * 86_400))
+    };
+    let default = crate::queue::Retention::DEFAULT;
+    for (key, value) in
+        [("retention_delivered_days", raw.retention_delivered_days), ("retention_undelivered_days", raw.retention_undelivered_days)]
+    {
+        if value.is_some_and(|d| d > 3650) {
+            c.problem(&format!("storage.{key}"), "must be at most 3650 (ten years)");
+        }
+    }
+    let data_key_directory =
+        raw.data_key_directory.unwrap_or_else(|| crate::queue::database_directory(&raw.path).join("data-keys"));
     Some(Storage {
-        path: raw.path,
         max_queued_messages: raw.max_queued_messages.unwrap_or(DEFAULT_MAX_QUEUED_MESSAGES),
         min_free_disk_bytes: raw.min_free_disk_mb.unwrap_or(DEFAULT_MIN_FREE_DISK_MB).saturating_mul(1024 * 1024),
+        data_key_directory,
+        retention: crate::queue::Retention {
+            delivered: days(raw.retention_delivered_days, default.delivered),
+            undelivered: days(raw.retention_undelivered_days, default.undelivered),
+        },
+        path: raw.path,
     })
 }

@@ -31,6 +31,7 @@ pub use report::Report;
 
 use crate::config::{Config, ServiceName};
 use crate::queue::{Importer, Limits, Priority};
+use crate::seal::DataKeys;
 use crate::signing::SigningKey;
 use build::Builder;
 use connectors::campaign::{Campaign, IdCardPolicy};
@@ -240,10 +241,11 @@ pub fn load_template(config: &Config, name: &str) -> Result<(Template, String), 
 pub enum Sink<'a> {
     /// Into the queue database at this path; `audit_key` signs the audit trail's
     /// checkpoint at the end (`None`: no `[signing]`).
-    Queue { database: &'a Path, limits: Limits, audit_key: Option<Arc<SigningKey>> },
-    /// Nowhere: validate and render only. With the queue database (when it exists),
-    /// records already queued are counted as duplicates.
-    DryRun { database: Option<&'a Path> },
+    /// `data_keys` seal what it queues.
+    Queue { database: &'a Path, limits: Limits, audit_key: Option<Arc<SigningKey>>, data_keys: Arc<DataKeys> },
+    /// Nowhere: validate and render only. With the queue database (when it exists) and
+    /// its data keys, records already queued are counted as duplicates.
+    DryRun { database: Option<(&'a Path, Arc<DataKeys>)> },
 }
 
 /// What an import did.
@@ -324,8 +326,9 @@ pub fn run(
     let source = format!("{}:{}", job.format.as_str(), file.file_name().and_then(|n| n.to_str()).unwrap_or("?"));
     report.set_location_name(job.format.location_name());
     let (stage, writer) = match sink {
-        Sink::Queue { database, limits, audit_key } => {
-            let mut importer = Importer::open(database, limits).map_err(|e| e.to_string())?.with_audit_key(audit_key);
+        Sink::Queue { database, limits, audit_key, data_keys } => {
+            let mut importer =
+                Importer::open(database, limits, data_keys).map_err(|e| e.to_string())?.with_audit_key(audit_key);
             let template =
                 importer.store_template(job.template.name(), &job.template_text).map_err(|e| e.to_string())?;
             let (stage, writer) = Stage::queueing(importer, template);
@@ -333,8 +336,8 @@ pub fn run(
         }
         Sink::DryRun { database } => {
             let importer = match database {
-                Some(path) if path.exists() => Some(
-                    Importer::open(path, Limits { max_queued_messages: 0, min_free_disk_bytes: 0 })
+                Some((path, keys)) if path.exists() => Some(
+                    Importer::open(path, Limits { max_queued_messages: 0, min_free_disk_bytes: 0 }, keys)
                         .map_err(|e| e.to_string())?,
                 ),
                 _ => None,

@@ -22,7 +22,6 @@ use super::{run, Format, Job, Outcome, Progress, Report, Request, Sink};
 use crate::config::{Config, WatchFolder};
 use crate::metrics::Metrics;
 use crate::queue::Limits;
-use crate::signing::CurrentKey;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -49,8 +48,9 @@ struct Shared {
     limits: Limits,
     templates: Arc<TemplateCache>,
     metrics: Arc<Metrics>,
-    /// The appliance key for the audit checkpoint each import signs (empty: none).
-    audit_key: Arc<CurrentKey>,
+    /// The appliance key for the audit checkpoint each import signs (empty: none), and
+    /// the data keys that seal what it queues.
+    keys: crate::queue::Keys,
 }
 
 impl Watcher {
@@ -61,7 +61,7 @@ impl Watcher {
         database: PathBuf,
         limits: Limits,
         metrics: Arc<Metrics>,
-        audit_key: Arc<CurrentKey>,
+        keys: crate::queue::Keys,
     ) -> Option<Watcher> {
         if config.import.watch.is_empty() {
             return None;
@@ -78,7 +78,7 @@ impl Watcher {
         let (stop, stopped) = watch::channel(false);
         let templates = Arc::new(TemplateCache::load(&config));
         let templates_shared = Arc::clone(&templates);
-        let shared = Arc::new(Shared { config, database, limits, templates: templates_shared, metrics, audit_key });
+        let shared = Arc::new(Shared { config, database, limits, templates: templates_shared, metrics, keys });
         let task = tokio::spawn(watch_loop(shared, stopped));
         Some(Watcher { stop, task, templates })
     }
@@ -204,7 +204,7 @@ fn import_one(shared: &Shared, folder: &WatchFolder, file: &Path) -> Disposition
     };
     let mut report = Report::to_file(&report_path);
     let started = Instant::now();
-    let sink = Sink::Queue { database, limits, audit_key: shared.audit_key.get() };
+    let sink = Sink::Queue { database, limits, audit_key: shared.keys.audit.get(), data_keys: shared.keys.data.get() };
     let outcome = run(&job, file, sink, &mut report, &mut Progress::silent());
     let report_written = report.finish();
     let outcome = match outcome {

@@ -8,7 +8,8 @@
 //! the same transaction, followed by a signed checkpoint when a key is given.
 
 use super::audit::{self, Trail};
-use super::{now_millis, open_connection, schema, MessageId, Priority, QueueError, State};
+use super::{now_millis, open_connection, schema, storage, MessageId, Priority, QueueError, State};
+use crate::seal::{DataKeys, Field};
 use crate::signing::SigningKey;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 use std::path::Path;
@@ -46,7 +47,8 @@ pub struct Outcome {
     pub id: MessageId,
     pub institution: String,
     pub service: String,
-    pub fiscal_code: String,
+    /// `None` once the content was deleted (retention or erasure).
+    pub fiscal_code: Option<String>,
     pub state: State,
     pub io_message_id: Option<String>,
     pub io_status: Option<String>,
@@ -57,7 +59,7 @@ pub struct Outcome {
 }
 
 /// A state change in its history.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct Transition {
     pub from: Option<String>,
     pub to: String,
@@ -120,11 +122,7 @@ pub enum Moved {
 }
 
 pub struct Admin {
-    conn: Connection,
-}
-
-fn storage(operation: &'static str) -> impl Fn(rusqlite::Error) -> QueueError {
-    move |source| QueueError::Storage { operation, source }
+    pub(super) conn: Connection,
 }
 
 impl Admin {
@@ -271,23 +269,8 @@ impl Admin {
                 continue;
             }
             let to = action.to();
-            let changed = tx
-                .execute(
-                    "UPDATE messages SET state = ?1, state_changed_at = ?2,
-                         next_attempt_at = CASE WHEN ?1 = 'queued' THEN 0 ELSE next_attempt_at END
-                     WHERE seq = ?3 AND state = ?4",
-                    rusqlite::params![to.as_sql(), now, seq, state.as_sql()],
-                )
-                .map_err(storage("moving a message"))?;
-            if changed == 1 && state != to {
-                tx.execute(
-                    "INSERT INTO transitions (message_seq, from_state, to_state, at, reason) VALUES (?1, ?2, ?3, ?4, ?5)",
-                    rusqlite::params![seq, state.as_sql(), to.as_sql(), now, reason],
-                )
-                .map_err(storage("recording a transition"))?;
-                trail.append(&tx, audit::changed(*id, state, to, None, Some(by)), now)?;
-            }
-            out.push((*id, if changed == 1 { Moved::Done { from: state } } else { Moved::Skipped { state } }));
+            let changed = move_message(&tx, &mut trail, (seq, *id), state, to, &reason, by, now)?;
+            out.push((*id, if changed { Moved::Done { from: state } } else { Moved::Skipped { state } }));
         }
         if let Some(key) = audit_key {
             trail.checkpoint(&tx, key, now_millis())?;
@@ -296,30 +279,44 @@ impl Admin {
         Ok(out)
     }
 
+    /// How many messages still hold content sealed with each data key (a key no message
+    /// needs may be removed from the directory).
+    pub fn content_by_data_key(&self) -> Result<Vec<(u32, u64)>, QueueError> {
+        super::sealing::content_by_key(&self.conn)
+    }
+
     /// Messages in final states, oldest first, optionally only those final since `since`
     /// (milliseconds) and in `states`.
-    pub fn outcomes(&self, states: &[State], since: Option<i64>) -> Result<Vec<Outcome>, QueueError> {
+    pub fn outcomes(&self, keys: &DataKeys, states: &[State], since: Option<i64>) -> Result<Vec<Outcome>, QueueError> {
         let finals: Vec<State> =
             if states.is_empty() { State::ALL.into_iter().filter(|s| s.is_final()).collect() } else { states.to_vec() };
         let list = finals.iter().map(|s| format!("'{}'", s.as_sql())).collect::<Vec<_>>().join(",");
         let sql = format!(
             "SELECT id, institution, service, fiscal_code, state, io_message_id, io_status, accepted_at,
-                    state_changed_at, source, last_error
+                    state_changed_at, source, last_error, sealed
              FROM messages WHERE state IN ({list}) AND state_changed_at >= ?1 ORDER BY state_changed_at, seq"
         );
         let mut stmt = self.conn.prepare(&sql).map_err(storage("listing outcomes"))?;
         let rows = stmt
             .query_map([since.unwrap_or(0)], |r| {
+                let fiscal_code = r.get_ref(3)?.as_bytes_or_null()?.unwrap_or_default().to_vec();
                 Ok((
-                    (r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?),
-                    r.get::<_, String>(4)?,
+                    (r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, fiscal_code),
+                    (r.get::<_, String>(4)?, r.get::<_, i64>(11)? != 0),
                     (r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?, r.get(10)?),
                 ))
             })
             .map_err(storage("listing outcomes"))?;
         let mut out = Vec::new();
         for row in rows {
-            let ((id, institution, service, fiscal_code), state, rest) = row.map_err(storage("listing outcomes"))?;
+            let ((id, institution, service, fiscal_code), (state, sealed), rest) =
+                row.map_err(storage("listing outcomes"))?;
+            let fiscal_code = match (fiscal_code.is_empty(), sealed) {
+                (true, _) => None,
+                (false, true) => Some(keys.open(Field::Recipient, &id, &fiscal_code)?),
+                (false, false) => Some(fiscal_code),
+            };
+            let fiscal_code = fiscal_code.map(|f| String::from_utf8_lossy(&f).into_owned());
             out.push(Outcome {
                 id: parse_id(&id)?,
                 institution,
@@ -336,6 +333,38 @@ impl Admin {
         }
         Ok(out)
     }
+}
+
+/// Moves message `seq` from `from` to `to` if it is still in `from`, with its transition
+/// row and its audit entry (`by` as the actor); whether it moved.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn move_message(
+    tx: &rusqlite::Transaction<'_>,
+    trail: &mut Trail,
+    (seq, id): (i64, MessageId),
+    from: State,
+    to: State,
+    reason: &str,
+    by: &str,
+    now: i64,
+) -> Result<bool, QueueError> {
+    let changed = tx
+        .execute(
+            "UPDATE messages SET state = ?1, state_changed_at = ?2,
+                 next_attempt_at = CASE WHEN ?1 = 'queued' THEN 0 ELSE next_attempt_at END
+             WHERE seq = ?3 AND state = ?4",
+            rusqlite::params![to.as_sql(), now, seq, from.as_sql()],
+        )
+        .map_err(storage("moving a message"))?;
+    if changed == 1 && from != to {
+        tx.execute(
+            "INSERT INTO transitions (message_seq, from_state, to_state, at, reason) VALUES (?1, ?2, ?3, ?4, ?5)",
+            rusqlite::params![seq, from.as_sql(), to.as_sql(), now, reason],
+        )
+        .map_err(storage("recording a transition"))?;
+        trail.append(tx, audit::changed(id, from, to, None, Some(by)), now)?;
+    }
+    Ok(changed == 1)
 }
 
 fn where_clause(filter: &Filter) -> (String, Vec<String>) {

@@ -10,7 +10,7 @@
 //! time of the change it records, to the millisecond (the `transitions` row's `at`, the
 //! message's `accepted_at`), which lets `verify` notice a queue newer than its trail.
 
-use super::{MessageId, QueueError, State};
+use super::{storage, MessageId, QueueError, State};
 use crate::audit::{self, Chain, Checkpoint, Entry, Event, Kind, Unreadable, Unrecorded, Verification, Verifier};
 use crate::signing::{Jwks, SigningKey};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row};
@@ -368,10 +368,6 @@ fn recorded(conn: &Connection, id: &str, at_ms: i64, kind: Option<Kind>) -> Resu
 
 fn sql_seq(seq: u64) -> Result<i64, QueueError> {
     i64::try_from(seq).map_err(|_| QueueError::Corrupt { what: format!("audit seq {seq} does not fit SQLite") })
-}
-
-fn storage(operation: &'static str) -> impl Fn(rusqlite::Error) -> QueueError {
-    move |source| QueueError::Storage { operation, source }
 }
 
 #[cfg(test)]

@@ -14,10 +14,14 @@
 //!
 //! Each new message gets its `accepted` audit entry in its batch's transaction (a
 //! duplicate gets none); [`Importer::sign_checkpoint`] signs the trail's head at the end.
+//!
+//! The fiscal code and the recipe are sealed with the current data key, and the dedup key
+//! (which may hold a fiscal code) is stored as its keyed hash (see `sealing`).
 
 use super::audit::{self, Trail};
-use super::{now_millis, open_connection, schema, MessageId, Priority, QueueError, State};
+use super::{now_millis, open_connection, schema, sealing, storage, MessageId, Priority, QueueError, State};
 use crate::config::{ClientName, ServiceName};
+use crate::seal::{DataKeys, Field};
 use crate::signing::SigningKey;
 use connectors::domain::{FiscalCode, OrgFiscalCode};
 use rusqlite::{Connection, TransactionBehavior};
@@ -71,13 +75,18 @@ pub struct Importer {
     pending: Option<(u64, Instant)>,
     /// Signs the audit checkpoint at the end (`None`: no `[signing]`).
     audit_key: Option<Arc<SigningKey>>,
+    keys: Arc<DataKeys>,
+    /// Whether the keys in use were recorded (`sealing::note_keys`) by this importer.
+    keys_noted: bool,
 }
 
 impl Importer {
-    /// Opens (creating and migrating if needed) the queue database at `path`.
-    pub fn open(path: &Path, limits: super::Limits) -> Result<Importer, QueueError> {
+    /// Opens (creating and migrating if needed) the queue database at `path`; `keys`
+    /// seal what it inserts and must be the queue's.
+    pub fn open(path: &Path, limits: super::Limits, keys: Arc<DataKeys>) -> Result<Importer, QueueError> {
         let mut conn = open_connection(path)?;
         schema::migrate(&mut conn).map_err(|source| QueueError::Migrate { path: path.to_path_buf(), source })?;
+        sealing::check_index_key(&conn, &keys)?;
         // A million-row import touches the indexes' right edges and little else: a larger
         // page cache keeps them in memory (RSS stays well under 100 MiB), and fewer, larger
         // checkpoints spend less time in fsync than one every 4 MB of WAL.
@@ -96,6 +105,8 @@ impl Importer {
             directory,
             pending: None,
             audit_key: None,
+            keys,
+            keys_noted: false,
         })
     }
 
@@ -109,7 +120,6 @@ impl Importer {
     /// head is already covered); returns the seq signed.
     pub fn sign_checkpoint(&mut self) -> Result<Option<u64>, QueueError> {
         let Some(key) = self.audit_key.clone() else { return Ok(None) };
-        let storage = |operation| move |source| QueueError::Storage { operation, source };
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -127,7 +137,6 @@ impl Importer {
         if free_bytes < self.min_free_disk {
             return Err(QueueError::DiskLow { free_bytes, min_bytes: self.min_free_disk });
         }
-        let storage = |operation| move |source| QueueError::Storage { operation, source };
         // Immediate: the write lock is held before the audit head is read.
         let tx = self
             .conn
@@ -146,32 +155,41 @@ impl Importer {
         };
         let mut outcome = BatchOutcome::default();
         let mut trail = Trail::new();
+        if !self.keys_noted {
+            let signing = self.audit_key.as_ref().map(|k| k.kid().to_string());
+            sealing::note_keys(&tx, &mut trail, self.keys.current(), signing.as_deref(), now_millis())?;
+        }
         {
             let mut insert = tx
                 .prepare_cached(
                     "INSERT INTO messages (id, institution, service, client, fiscal_code, priority, state, body,
-                                           accepted_at, state_changed_at, dedup_key, source, template, recipe)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, X'', ?8, ?8, ?9, ?10, ?11, ?12)
+                                           accepted_at, state_changed_at, dedup_key, source, template, recipe,
+                                           recipient_index, sealed)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, X'', ?8, ?8, ?9, ?10, ?11, ?12, ?13, 1)
                      ON CONFLICT DO NOTHING",
                 )
                 .map_err(storage("preparing an import insert"))?;
             let now = now_millis();
             for message in batch {
                 let id = MessageId::new();
+                let text_id = id.to_string();
+                let sealed = sealing::seal_message(&self.keys, &text_id, message.fiscal_code.as_str(), &[])?;
+                let recipe = self.keys.seal(Field::Recipe, &text_id, &message.recipe)?;
                 let written = insert
                     .execute(rusqlite::params![
-                        id.to_string(),
+                        text_id,
                         message.institution.as_str(),
                         message.service.as_str(),
                         self.client.as_str(),
-                        message.fiscal_code.as_str(),
+                        sealed.recipient,
                         message.priority.as_sql(),
                         State::Queued.as_sql(),
                         now,
-                        message.dedup_key,
+                        self.keys.dedup_index(&message.dedup_key),
                         message.source,
                         &message.template[..],
-                        message.recipe,
+                        recipe,
+                        sealed.index,
                     ])
                     .map_err(storage("inserting an imported message"))?;
                 if written == 1 {
@@ -187,6 +205,7 @@ impl Importer {
             return Err(QueueError::Full { pending, limit: self.max_queued });
         }
         tx.commit().map_err(storage("committing an import batch"))?;
+        self.keys_noted = true;
         let counted = self.pending.map_or_else(Instant::now, |(_, at)| at);
         self.pending = Some((pending + outcome.inserted, counted));
         Ok(outcome)
@@ -211,8 +230,8 @@ impl Importer {
         let mut stmt = self
             .conn
             .prepare_cached("SELECT 1 FROM messages WHERE dedup_key = ?1")
-            .map_err(|source| QueueError::Storage { operation: "looking up a dedup key", source })?;
-        stmt.exists([dedup_key]).map_err(|source| QueueError::Storage { operation: "looking up a dedup key", source })
+            .map_err(storage("looking up a dedup key"))?;
+        stmt.exists([self.keys.dedup_index(dedup_key)]).map_err(storage("looking up a dedup key"))
     }
 }
 

@@ -37,8 +37,10 @@
 pub mod admin;
 pub mod audit;
 mod checkpoint;
+pub mod citizen;
 mod import;
 mod schema;
+mod sealing;
 mod state;
 mod writer;
 
@@ -48,12 +50,14 @@ pub use state::{Priority, State};
 pub use writer::MAX_WAITING;
 
 use crate::config::{ClientName, ServiceName};
+use crate::seal::{CurrentDataKeys, DataKeys, Field, SealError};
 use crate::signing::CurrentKey;
 use connectors::domain::{FiscalCode, OrgFiscalCode, TestRecipient};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// The gateway's own id for a message: a ULID, stable for the message's life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -143,6 +147,8 @@ pub struct StoredMessage {
     pub recipe: Option<Recipe>,
     /// Imported messages: the file they came from (`format:name`).
     pub source: Option<String>,
+    /// The content was deleted (retention or erasure): `body` is empty, `recipe` `None`.
+    pub content_deleted: bool,
 }
 
 /// An imported message before rendering: the record's values and the template they fill.
@@ -191,6 +197,52 @@ impl Change {
     }
 }
 
+/// How long a message's content (fiscal code, body, recipe) is kept once its state is
+/// final. State, ids, the recipient index and the audit trail are kept regardless.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// After IO's final status `processed`: the citizen has the message in IO.
+    pub delivered: Duration,
+    /// After any other final state (not on IO, refused, expired, cancelled…): kept so the
+    /// town can reach the citizen on paper or by PEC (`io-gateway outcomes`).
+    pub undelivered: Duration,
+}
+
+impl Retention {
+    pub const DEFAULT: Retention = Retention { delivered: Duration::ZERO, undelivered: Duration::from_secs(30 * 86_400) };
+
+    /// The retention of a final `state`, in milliseconds.
+    pub fn of(self, state: State) -> i64 {
+        self.for_class(state == State::Processed)
+    }
+
+    fn for_class(self, delivered: bool) -> i64 {
+        let keep = if delivered { self.delivered } else { self.undelivered };
+        i64::try_from(keep.as_millis()).unwrap_or(i64::MAX)
+    }
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention::DEFAULT
+    }
+}
+
+/// The keys the queue uses: the data keys that seal personal data, and the signing key of
+/// the audit trail's checkpoints (none without `[signing]`).
+#[derive(Clone)]
+pub struct Keys {
+    pub data: Arc<CurrentDataKeys>,
+    pub audit: Arc<CurrentKey>,
+}
+
+impl Keys {
+    /// Data keys only, no signing.
+    pub fn data_only(data: Arc<DataKeys>) -> Keys {
+        Keys { data: Arc::new(CurrentDataKeys::new(data)), audit: Arc::default() }
+    }
+}
+
 /// Limits that make the queue refuse new work instead of filling the disk.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -230,6 +282,16 @@ pub enum QueueError {
     Audit(#[from] crate::audit::ChainError),
     #[error("the newest audit entry ({seq}) cannot be read: {reason}; run `io-gateway audit verify`")]
     AuditHead { seq: i64, reason: String },
+    #[error(transparent)]
+    Seal(#[from] SealError),
+    #[error(transparent)]
+    DataKeys(#[from] crate::seal::DataKeyError),
+    #[error("{} has no data keys, but the queue {} holds data sealed with keys: restore the directory from a backup, or point [storage] data_key_directory at it", dir.display(), database.display())]
+    DataKeysLost { dir: PathBuf, database: PathBuf },
+    #[error("the data key directory's index.key is not the one this queue was written with: configure the right [storage] data_key_directory or restore its keys")]
+    WrongDataKeys,
+    #[error("{messages} messages still hold content sealed with data key {number}, which is not in the data key directory: restore data-{number}.key from a backup")]
+    MissingDataKey { number: u32, messages: u64 },
 }
 
 impl QueueError {
@@ -244,14 +306,18 @@ pub struct Queue {
     checkpointer: checkpoint::Checkpointer,
     writer: writer::Writer,
     reader: Arc<Mutex<Connection>>,
+    data_keys: Arc<CurrentDataKeys>,
 }
 
 impl Queue {
-    /// Opens (creating if needed) the database at `path`, migrates it and starts the writer,
-    /// which signs the audit trail's checkpoints with `audit_key` when it holds a key.
-    pub fn open(path: &Path, limits: Limits, audit_key: Arc<CurrentKey>) -> Result<Queue, QueueError> {
+    /// Opens (creating if needed) the database at `path`, migrates it, checks the data keys
+    /// and seals what an older build left clear (`sealing::prepare`), and starts the
+    /// writer, which seals with `keys.data`, deletes content past its `retention` and signs
+    /// the audit trail's checkpoints with `keys.audit` when it holds a key.
+    pub fn open(path: &Path, limits: Limits, retention: Retention, keys: Keys) -> Result<Queue, QueueError> {
         let mut conn = open_connection(path)?;
         schema::migrate(&mut conn).map_err(|source| QueueError::Migrate { path: path.to_path_buf(), source })?;
+        sealing::prepare(&mut conn, &keys.data.get())?;
         let recovered = recover_interrupted_sends(&mut conn)?;
         if recovered > 0 {
             log::warn!(count = recovered; "messages were being sent when the gateway stopped; marked ambiguous");
@@ -262,8 +328,9 @@ impl Queue {
         let checkpointer = checkpoint::Checkpointer::start(open_connection(path)?)
             .map_err(|source| QueueError::Thread { thread: "checkpoint", source })?;
         let directory = database_directory(path).to_path_buf();
-        let writer = writer::Writer::start(conn, limits, directory, audit_key)?;
-        Ok(Queue { checkpointer, writer, reader: Arc::new(Mutex::new(reader)) })
+        let data_keys = Arc::clone(&keys.data);
+        let writer = writer::Writer::start(conn, limits, retention, directory, keys)?;
+        Ok(Queue { checkpointer, writer, reader: Arc::new(Mutex::new(reader)), data_keys })
     }
 
     /// Stores a message durably. Returns only after the commit that holds it.
@@ -271,12 +338,16 @@ impl Queue {
         self.writer.enqueue(record).await
     }
 
-    /// Looks a message up by id.
-    pub async fn message(&self, id: MessageId) -> Result<Option<StoredMessage>, QueueError> {
+    /// Looks a message up by id and recipient: `None` when there is no such message or it
+    /// is not `recipient`'s (compared through the keyed index, so it works after the
+    /// content was deleted; an erased message is no one's).
+    pub async fn message(&self, id: MessageId, recipient: &FiscalCode) -> Result<Option<StoredMessage>, QueueError> {
         let reader = Arc::clone(&self.reader);
+        let keys = self.data_keys.get();
+        let recipient = recipient.clone();
         tokio::task::spawn_blocking(move || {
             let conn = reader.lock().map_err(|_| QueueError::Closed)?;
-            read_message(&conn, id)
+            read_message(&conn, &keys, id, &recipient)
         })
         .await
         .map_err(|_| QueueError::Closed)?
@@ -300,9 +371,10 @@ impl Queue {
         let reader = Arc::clone(&self.reader);
         let institution = institution.as_str().to_string();
         let states: Vec<&'static str> = states.iter().map(|s| s.as_sql()).collect();
+        let keys = self.data_keys.get();
         tokio::task::spawn_blocking(move || {
             let conn = reader.lock().map_err(|_| QueueError::Closed)?;
-            read_due(&conn, &institution, &states, now, limit)
+            read_due(&conn, &keys, &institution, &states, now, limit)
         })
         .await
         .map_err(|_| QueueError::Closed)?
@@ -379,90 +451,164 @@ fn recover_interrupted_sends(conn: &mut Connection) -> Result<usize, QueueError>
 }
 
 const MESSAGE_COLUMNS: &str = "id, institution, service, client, fiscal_code, priority, state, body, accepted_at,
-    state_changed_at, attempts, io_message_id, io_status, last_error, template, recipe, source";
+    state_changed_at, attempts, io_message_id, io_status, last_error, template, recipe, source, sealed,
+    content_deleted_at";
 
-fn read_message(conn: &Connection, id: MessageId) -> Result<Option<StoredMessage>, QueueError> {
-    let storage = |source| QueueError::Storage { operation: "reading a message", source };
-    let mut stmt =
-        conn.prepare_cached(&format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?1")).map_err(storage)?;
-    let row = stmt.query_row([id.to_string()], raw_row).optional().map_err(storage)?;
-    row.map(stored_message).transpose()
+fn read_message(
+    conn: &Connection,
+    keys: &DataKeys,
+    id: MessageId,
+    recipient: &FiscalCode,
+) -> Result<Option<StoredMessage>, QueueError> {
+    let mut stmt = conn
+        .prepare_cached(&format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?1 AND recipient_index = ?2"))
+        .map_err(storage("reading a message"))?;
+    let index = keys.recipient_index(recipient.as_str());
+    let row = stmt.query_row((id.to_string(), &index[..]), raw_row).optional().map_err(storage("reading a message"))?;
+    row.map(|row| stored_message(row, keys, Some(recipient))).transpose()
 }
 
 fn read_due(
     conn: &Connection,
+    keys: &DataKeys,
     institution: &str,
     states: &[&str],
     now: i64,
     limit: usize,
 ) -> Result<Vec<StoredMessage>, QueueError> {
-    let storage = |source| QueueError::Storage { operation: "listing due messages", source };
+    let storage = storage("listing due messages");
     let placeholders = (0..states.len()).map(|i| format!("?{}", i + 4)).collect::<Vec<_>>().join(",");
     let sql = format!(
         "SELECT {MESSAGE_COLUMNS} FROM messages
          WHERE institution = ?1 AND state IN ({placeholders}) AND next_attempt_at <= ?2
          ORDER BY priority, seq LIMIT ?3"
     );
-    let mut stmt = conn.prepare_cached(&sql).map_err(storage)?;
+    let mut stmt = conn.prepare_cached(&sql).map_err(&storage)?;
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let mut params: Vec<&dyn rusqlite::ToSql> = vec![&institution, &now, &limit];
     params.extend(states.iter().map(|s| s as &dyn rusqlite::ToSql));
-    let rows = stmt.query_map(params.as_slice(), raw_row).map_err(storage)?;
-    rows.map(|row| row.map_err(storage).and_then(stored_message)).collect()
+    let rows = stmt.query_map(params.as_slice(), raw_row).map_err(&storage)?;
+    rows.map(|row| row.map_err(&storage).and_then(|row| stored_message(row, keys, None))).collect()
 }
 
-type RawRow = (
-    String,
-    (String, String, String, String),
-    (i64, String, Vec<u8>),
-    (i64, i64, i64),
-    (Option<String>, Option<String>, Option<String>),
-    (Option<Vec<u8>>, Option<Vec<u8>>, Option<String>),
-);
+struct RawRow {
+    id: String,
+    names: (String, String, String),
+    fiscal_code: Vec<u8>,
+    priority: i64,
+    state: String,
+    body: Vec<u8>,
+    times: (i64, i64, i64),
+    io: (Option<String>, Option<String>, Option<String>),
+    import: (Option<Vec<u8>>, Option<Vec<u8>>, Option<String>),
+    sealed: bool,
+    content_deleted: bool,
+}
 
 fn raw_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
-    Ok((
-        r.get(0)?,
-        (r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?),
-        (r.get(5)?, r.get(6)?, r.get(7)?),
-        (r.get(8)?, r.get(9)?, r.get(10)?),
-        (r.get(11)?, r.get(12)?, r.get(13)?),
-        (r.get(14)?, r.get(15)?, r.get(16)?),
-    ))
+    let bytes = |i: usize| -> rusqlite::Result<Vec<u8>> { Ok(r.get_ref(i)?.as_bytes_or_null()?.unwrap_or_default().to_vec()) };
+    Ok(RawRow {
+        id: r.get(0)?,
+        names: (r.get(1)?, r.get(2)?, r.get(3)?),
+        fiscal_code: bytes(4)?,
+        priority: r.get(5)?,
+        state: r.get(6)?,
+        body: bytes(7)?,
+        times: (r.get(8)?, r.get(9)?, r.get(10)?),
+        io: (r.get(11)?, r.get(12)?, r.get(13)?),
+        import: (r.get(14)?, r.get(15)?, r.get(16)?),
+        sealed: r.get::<_, i64>(17)? != 0,
+        content_deleted: r.get::<_, Option<i64>>(18)?.is_some(),
+    })
 }
 
-fn stored_message(row: RawRow) -> Result<StoredMessage, QueueError> {
-    let (id, (institution, service, client, fiscal_code), (priority, state, body), times, io, import) = row;
+/// A row as a message, its sealed values opened. `recipient`: the fiscal code the caller
+/// matched through the index, which stands in for a deleted one.
+fn stored_message(row: RawRow, keys: &DataKeys, recipient: Option<&FiscalCode>) -> Result<StoredMessage, QueueError> {
+    let RawRow { id, names: (institution, service, client), priority, state, times, io, import, .. } = row;
     let corrupt = |what: String| QueueError::Corrupt { what };
-    let id: MessageId = id.parse().map_err(|_| corrupt(format!("message id {id:?}")))?;
+    let text_id = id;
+    let id: MessageId = text_id.parse().map_err(|_| corrupt(format!("message id {text_id:?}")))?;
     let priority = Priority::from_sql(priority).ok_or_else(|| corrupt(format!("priority {priority}")))?;
     let state = State::from_sql(&state).ok_or_else(|| corrupt(format!("state {state:?}")))?;
+    let open = |field: Field, bytes: Vec<u8>| -> Result<Vec<u8>, QueueError> {
+        match row.sealed && !bytes.is_empty() {
+            true => Ok(keys.open(field, &text_id, &bytes)?),
+            false => Ok(bytes),
+        }
+    };
+    let fiscal_code = match (row.content_deleted, recipient) {
+        (true, Some(known)) => known.clone(),
+        (true, None) => return Err(corrupt(format!("content of message {id} (deleted)"))),
+        (false, _) => {
+            let clear = open(Field::Recipient, row.fiscal_code)?;
+            // Validated at intake; the test recipient is stored only where it was allowed.
+            std::str::from_utf8(&clear)
+                .ok()
+                .and_then(|text| FiscalCode::parse(text, TestRecipient::Allowed).ok())
+                .ok_or_else(|| corrupt(format!("fiscal code of message {id}")))?
+        }
+    };
+    let recipe = match (import.0, import.1) {
+        (Some(template), Some(data)) => Some(Recipe {
+            template: template.try_into().map_err(|_| corrupt(format!("template digest of message {id}")))?,
+            data: if row.sealed { keys.open(Field::Recipe, &text_id, &data)? } else { data },
+        }),
+        _ => None,
+    };
     Ok(StoredMessage {
         id,
         institution: institution.parse().map_err(|_| corrupt(format!("institution {institution:?}")))?,
         service: service.parse().map_err(|_| corrupt(format!("service {service:?}")))?,
         client: client.parse().map_err(|_| corrupt(format!("client {client:?}")))?,
-        // Validated at intake; the test recipient is stored only where it was allowed.
-        fiscal_code: FiscalCode::parse(&fiscal_code, TestRecipient::Allowed)
-            .map_err(|_| corrupt(format!("fiscal code of message {id}")))?,
+        fiscal_code,
         priority,
         state,
-        body,
+        body: open(Field::Body, row.body)?,
         accepted_at: times.0,
         state_changed_at: times.1,
         attempts: u32::try_from(times.2).unwrap_or(u32::MAX),
         io_message_id: io.0,
         io_status: io.1,
         last_error: io.2,
-        recipe: match (import.0, import.1) {
-            (Some(template), Some(data)) => Some(Recipe {
-                template: template.try_into().map_err(|_| corrupt(format!("template digest of message {id}")))?,
-                data,
-            }),
-            _ => None,
-        },
+        recipe,
         source: import.2,
+        content_deleted: row.content_deleted,
     })
+}
+
+fn storage(operation: &'static str) -> impl Fn(rusqlite::Error) -> QueueError {
+    move |source| QueueError::Storage { operation, source }
+}
+
+/// The queue's data keys from `dir`. When `dir` holds none and the database at `database`
+/// has never sealed anything (a new appliance, or one upgrading from a build without
+/// encryption), they are made first; when it has, that is an error, never new keys.
+pub fn load_data_keys(dir: &Path, database: &Path) -> Result<Arc<DataKeys>, QueueError> {
+    if crate::seal::key_dir::is_empty(dir)? {
+        if has_sealed(database)? {
+            return Err(QueueError::DataKeysLost { dir: dir.to_path_buf(), database: database.to_path_buf() });
+        }
+        crate::seal::key_dir::generate(dir)?;
+        log::info!(directory:display = dir.display(); "data keys made for the queue's encryption at rest: back this directory up");
+    }
+    Ok(Arc::new(crate::seal::key_dir::load(dir)?))
+}
+
+/// Whether the database at `path` exists and records an index key (it sealed data).
+fn has_sealed(path: &Path) -> Result<bool, QueueError> {
+    if !path.exists() {
+        return Ok(false);
+    }
+    let open_error = |source| QueueError::OpenDatabase { path: path.to_path_buf(), source };
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(open_error)?;
+    let found = conn.query_row("SELECT 1 FROM settings WHERE name = 'index_check'", [], |_| Ok(()));
+    match found {
+        Ok(()) => Ok(true),
+        Err(rusqlite::Error::QueryReturnedNoRows) => Ok(false),
+        Err(rusqlite::Error::SqliteFailure(_, Some(message))) if message.contains("no such table") => Ok(false),
+        Err(source) => Err(open_error(source)),
+    }
 }
 
 /// Milliseconds since the Unix epoch: the queue's clock.

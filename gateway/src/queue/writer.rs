@@ -1,13 +1,16 @@
-//! The single writer thread: group commit of incoming messages, backpressure, and the
-//! audit trail's entries and signed checkpoints.
+//! The single writer thread: group commit of incoming messages (sealed, see `sealing`),
+//! backpressure, retention, and the audit trail's entries and signed checkpoints.
 
 use super::audit::{self, Trail};
-use super::{now_millis, Accepted, Change, Idempotency, Limits, MessageId, NewRecord, QueueError, State};
-use crate::signing::CurrentKey;
+use super::sealing;
+use super::{
+    now_millis, storage, Accepted, Change, Idempotency, Keys, Limits, MessageId, NewRecord, QueueError, Retention, State,
+};
+use crate::seal::DataKeys;
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
 use std::path::PathBuf;
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
@@ -34,6 +37,10 @@ const TAIL_CHECKPOINT_EVERY: u32 = 256;
 /// moved), and when it closes.
 const AUDIT_CHECKPOINT_ENTRIES: u64 = 1_000;
 const AUDIT_CHECKPOINT_EVERY: Duration = Duration::from_secs(60);
+/// How often the writer deletes content past its retention, and how much it reads at
+/// most each time (in thousands of transitions per retention class).
+const SWEEP_EVERY: Duration = Duration::from_secs(10);
+const SWEEP_BATCHES: usize = 10;
 
 type Reply = oneshot::Sender<Result<Accepted, QueueError>>;
 type ApplyReply = oneshot::Sender<Result<Vec<bool>, QueueError>>;
@@ -59,12 +66,14 @@ impl Writer {
     pub(super) fn start(
         conn: Connection,
         limits: Limits,
+        retention: Retention,
         directory: PathBuf,
-        audit_key: Arc<CurrentKey>,
+        keys: Keys,
     ) -> Result<Writer, QueueError> {
         let mut state = WriterState {
             conn,
             limits,
+            retention,
             directory,
             pending: 0,
             free_bytes: u64::MAX,
@@ -72,8 +81,10 @@ impl Writer {
             disk_checked_at: Instant::now(),
             commits_since_checkpoint: 0,
             refusing: None,
-            audit_key,
+            keys,
+            noted_keys: None,
             signed_at: Instant::now(),
+            swept_at: Instant::now() - SWEEP_EVERY,
         };
         state.recount()?;
         state.free_bytes = free_disk_bytes(&state.directory);
@@ -131,6 +142,7 @@ impl Drop for Writer {
 struct WriterState {
     conn: Connection,
     limits: Limits,
+    retention: Retention,
     directory: PathBuf,
     /// Messages awaiting delivery, as of the last recount plus what we added since.
     pending: u64,
@@ -140,10 +152,15 @@ struct WriterState {
     commits_since_checkpoint: u32,
     /// Why new messages are being refused, if they are: logged once when it starts.
     refusing: Option<&'static str>,
-    /// Signs the audit checkpoints (`None` inside: no `[signing]`, nothing signed).
-    audit_key: Arc<CurrentKey>,
+    /// The data keys that seal, and the key that signs the audit checkpoints (`None`
+    /// inside: no `[signing]`, nothing signed).
+    keys: Keys,
+    /// The data key number and signing key id last recorded (`sealing::note_keys`).
+    noted_keys: Option<(u32, Option<String>)>,
     /// When this writer last signed, or looked for a head to sign.
     signed_at: Instant,
+    /// When this writer last swept content past its retention.
+    swept_at: Instant,
 }
 
 impl WriterState {
@@ -151,12 +168,17 @@ impl WriterState {
         let mut batch: Vec<Item> = Vec::with_capacity(MAX_BATCH);
         let mut closing = false;
         while !closing {
+            if self.swept_at.elapsed() >= SWEEP_EVERY {
+                self.sweep();
+            }
             let wait = AUDIT_CHECKPOINT_EVERY.saturating_sub(self.signed_at.elapsed());
-            match commands.recv_timeout(wait) {
+            match commands.recv_timeout(wait.min(SWEEP_EVERY.saturating_sub(self.swept_at.elapsed()))) {
                 Ok(Command::Enqueue(record, reply)) => batch.push(Item::Enqueue(record, reply)),
                 Ok(Command::Apply(changes, reply)) => batch.push(Item::Apply(changes, reply)),
                 Err(mpsc::RecvTimeoutError::Timeout) => {
-                    self.sign_checkpoint();
+                    if self.signed_at.elapsed() >= AUDIT_CHECKPOINT_EVERY {
+                        self.sign_checkpoint();
+                    }
                     continue;
                 }
                 Ok(Command::Close) | Err(mpsc::RecvTimeoutError::Disconnected) => break,
@@ -194,8 +216,11 @@ impl WriterState {
         }
         let mut enqueued = Vec::with_capacity(batch.len());
         let mut applied = Vec::new();
-        let (pending, free_bytes, limits) = (self.pending, self.free_bytes, self.limits);
-        let signer = self.audit_key.get();
+        let (pending, free_bytes, limits, retention) = (self.pending, self.free_bytes, self.limits, self.retention);
+        let signer = self.keys.audit.get();
+        let data_keys = self.keys.data.get();
+        let in_use = (data_keys.current(), signer.as_ref().map(|k| k.kid().to_string()));
+        let note = (self.noted_keys.as_ref() != Some(&in_use)).then_some(&in_use);
         let sign_by_time = self.signed_at.elapsed() >= AUDIT_CHECKPOINT_EVERY;
         // Immediate: the write lock is held before the audit head is read (an import or an
         // operator may have appended since our last commit).
@@ -203,10 +228,14 @@ impl WriterState {
         let outcome = begin.map_err(storage("beginning a batch")).and_then(|tx| {
             let (mut added, mut finished) = (0u64, 0u64);
             let mut trail = Trail::new();
+            if let Some((data, signing)) = note {
+                sealing::note_keys(&tx, &mut trail, *data, signing.as_deref(), now_millis())?;
+            }
             for item in batch.iter() {
                 match item {
                     Item::Enqueue(record, _) => {
-                        let result = admit(&tx, &mut trail, record, pending + added, free_bytes, limits);
+                        let room = (pending + added, free_bytes, limits);
+                        let result = admit(&tx, &mut trail, &data_keys, record, room);
                         match result {
                             Ok(Accepted::New(_)) => added += 1,
                             // Not a refusal of this record: the batch cannot be committed.
@@ -220,7 +249,7 @@ impl WriterState {
                     Item::Apply(changes, _) => {
                         let mut done = Vec::with_capacity(changes.len());
                         for change in changes {
-                            let changed = apply_change(&tx, &mut trail, change)?;
+                            let changed = apply_change(&tx, &mut trail, change, retention)?;
                             if changed && change.from.awaits_delivery() && !change.to.awaits_delivery() {
                                 finished += 1;
                             }
@@ -243,6 +272,7 @@ impl WriterState {
         self.note_refusals(&enqueued);
         match outcome {
             Ok((added, finished, signed)) => {
+                self.noted_keys = Some(in_use);
                 if signed {
                     self.signed_at = Instant::now();
                 }
@@ -287,7 +317,7 @@ impl WriterState {
     /// set and the head moved past the last checkpoint (whoever wrote it).
     fn sign_checkpoint(&mut self) {
         self.signed_at = Instant::now();
-        let Some(key) = self.audit_key.get() else { return };
+        let Some(key) = self.keys.audit.get() else { return };
         let sign = |conn: &mut Connection| -> Result<Option<u64>, QueueError> {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -302,6 +332,31 @@ impl WriterState {
             Err(e) => {
                 log::error!(error:display = e; "cannot sign an audit checkpoint; the trail's tail stays unsigned")
             }
+        }
+    }
+
+    /// Deletes the content of messages final for longer than their retention, in a
+    /// transaction of its own; comes back sooner when there is more to do.
+    fn sweep(&mut self) {
+        self.swept_at = Instant::now();
+        let retention = self.retention;
+        let sweep = |conn: &mut Connection| -> Result<(usize, bool), QueueError> {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(storage("beginning a sweep"))?;
+            let mut trail = Trail::new();
+            let swept = sealing::sweep(&tx, &mut trail, retention, now_millis(), SWEEP_BATCHES)?;
+            tx.commit().map_err(storage("committing a sweep"))?;
+            Ok(swept)
+        };
+        match sweep(&mut self.conn) {
+            Ok((deleted, caught_up)) => {
+                if deleted > 0 {
+                    log::info!(count = deleted; "content deleted from messages past their retention");
+                }
+                if !caught_up {
+                    self.swept_at -= SWEEP_EVERY;
+                }
+            }
+            Err(e) => log::error!(error:display = e; "cannot delete content past its retention; will retry"),
         }
     }
 
@@ -342,10 +397,9 @@ impl WriterState {
 fn admit(
     tx: &Transaction<'_>,
     trail: &mut Trail,
+    keys: &DataKeys,
     record: &NewRecord,
-    pending: u64,
-    free_bytes: u64,
-    limits: Limits,
+    (pending, free_bytes, limits): (u64, u64, Limits),
 ) -> Result<Accepted, QueueError> {
     if let Some(idempotency) = &record.idempotency {
         if let Some(previous) = previous_for_key(tx, record.client.as_str(), idempotency)? {
@@ -359,27 +413,31 @@ fn admit(
         return Err(QueueError::DiskLow { free_bytes, min_bytes: limits.min_free_disk_bytes });
     }
     let id = MessageId::new();
+    let text_id = id.to_string();
+    let sealed = sealing::seal_message(keys, &text_id, record.fiscal_code.as_str(), &record.body)?;
     let now = now_millis();
     let mut insert = tx
         .prepare_cached(
             "INSERT INTO messages (id, institution, service, client, fiscal_code, priority, state, body,
-                                   accepted_at, state_changed_at, idempotency_key, request_digest)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10, ?11)",
+                                   accepted_at, state_changed_at, idempotency_key, request_digest,
+                                   recipient_index, sealed)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10, ?11, ?12, 1)",
         )
         .map_err(storage("preparing an insert"))?;
     insert
         .execute(rusqlite::params![
-            id.to_string(),
+            text_id,
             record.institution.as_str(),
             record.service.as_str(),
             record.client.as_str(),
-            record.fiscal_code.as_str(),
+            sealed.recipient,
             record.priority.as_sql(),
             State::Queued.as_sql(),
-            record.body,
+            sealed.body,
             now,
             record.idempotency.as_ref().map(|i| i.key.as_str()),
             record.idempotency.as_ref().map(|i| &i.request_digest[..]),
+            sealed.index,
         ])
         .map_err(storage("inserting a message"))?;
     trail.append(tx, audit::accepted(id, record.client.as_str()), now)?;
@@ -388,8 +446,9 @@ fn admit(
 
 /// Moves one message if it is still in `change.from`; records the transition when the
 /// state really changes (a new poll time for a `sent` message is not a transition).
-/// The change's audit entry goes with its transition row.
-fn apply_change(tx: &Transaction<'_>, trail: &mut Trail, change: &Change) -> Result<bool, QueueError> {
+/// The change's audit entry goes with its transition row. A final state whose retention
+/// is zero deletes the content at once.
+fn apply_change(tx: &Transaction<'_>, trail: &mut Trail, change: &Change, retention: Retention) -> Result<bool, QueueError> {
     let now = now_millis();
     let mut update = tx
         .prepare_cached(
@@ -426,6 +485,13 @@ fn apply_change(tx: &Transaction<'_>, trail: &mut Trail, change: &Change) -> Res
             .map_err(storage("recording a transition"))?;
         let event = audit::changed(change.id, change.from, change.to, change.io_message_id.as_deref(), None);
         trail.append(tx, event, now)?;
+        if change.to.is_final() && retention.of(change.to) == 0 {
+            let seq: i64 = tx
+                .prepare_cached("SELECT seq FROM messages WHERE id = ?1")
+                .and_then(|mut stmt| stmt.query_row([change.id.to_string()], |r| r.get(0)))
+                .map_err(storage("finding a message"))?;
+            sealing::delete_content(tx, trail, seq, change.to, "retention", None, now)?;
+        }
     }
     Ok(changed == 1)
 }
@@ -455,10 +521,6 @@ fn previous_for_key(
     } else {
         Ok(Some(Err(QueueError::IdempotencyConflict { existing: id })))
     }
-}
-
-fn storage(operation: &'static str) -> impl Fn(rusqlite::Error) -> QueueError {
-    move |source| QueueError::Storage { operation, source }
 }
 
 /// The same error for every caller of a failed batch (rusqlite errors are not `Clone`).

@@ -23,9 +23,9 @@ use base64::Engine;
 use ring::rand::SystemRandom;
 use ring::signature::{Ed25519KeyPair, KeyPair};
 use std::fmt;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, ErrorKind, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use crate::secret_file::{self, SecretFileError};
+use std::fs;
+use std::io::{self, ErrorKind};
 use std::path::{Path, PathBuf};
 
 /// The current private key, in the key directory.
@@ -38,8 +38,6 @@ const PEM_END: &str = "-----END PRIVATE KEY-----";
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
-    #[error("creating key directory {}: {source}", path.display())]
-    CreateDir { path: PathBuf, source: io::Error },
     #[error("a signing key already exists at {}; rotate it instead", path.display())]
     AlreadyExists { path: PathBuf },
     #[error("no signing key at {}; generate one first", path.display())]
@@ -48,10 +46,8 @@ pub enum KeyError {
     Read { path: PathBuf, source: io::Error },
     #[error("writing {}: {source}", path.display())]
     Write { path: PathBuf, source: io::Error },
-    #[error("{} may be read by group or others (mode {mode:03o}); it must be 0600: chmod 600 {}", path.display(), path.display())]
-    ReadableByOthers { path: PathBuf, mode: u32 },
-    #[error("{} is not a regular file", path.display())]
-    NotAFile { path: PathBuf },
+    #[error(transparent)]
+    File(SecretFileError),
     #[error("{} is not an Ed25519 private key (PKCS#8 v2 in a PEM \"PRIVATE KEY\" block)", path.display())]
     NotAKey { path: PathBuf },
     #[error("{}: {source}", path.display())]
@@ -60,6 +56,15 @@ pub enum KeyError {
     CurrentKeyNotListed { kid: Kid, path: PathBuf },
     #[error("the system's random source failed")]
     Random,
+}
+
+impl From<SecretFileError> for KeyError {
+    fn from(error: SecretFileError) -> KeyError {
+        match error {
+            SecretFileError::Missing { path } => KeyError::Missing { path },
+            other => KeyError::File(other),
+        }
+    }
 }
 
 /// An Ed25519 private key and its public JWK. Signing never fails.
@@ -116,11 +121,7 @@ impl KeyRing {
     /// Creates the first key in `dir` (made 0700 if missing). Refuses if a key is already
     /// there. Public keys already listed (a lost key's) are kept.
     pub fn generate(dir: &Path) -> Result<KeyRing, KeyError> {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(|source| KeyError::CreateDir { path: dir.to_path_buf(), source })?;
+        secret_file::create_dir(dir)?;
         let key_path = dir.join(KEY_FILE);
         if fs::symlink_metadata(&key_path).is_ok() {
             return Err(KeyError::AlreadyExists { path: key_path });
@@ -131,14 +132,9 @@ impl KeyRing {
         };
         let (current, pkcs8) = new_key()?;
         list_key(dir, &mut public_keys, &current)?;
-        let tmp = write_temp(&key_path, to_pem(&pkcs8).as_bytes(), 0o600)?;
-        let linked = fs::hard_link(&tmp, &key_path);
-        let _ = fs::remove_file(&tmp);
-        linked.map_err(|source| match source.kind() {
-            ErrorKind::AlreadyExists => KeyError::AlreadyExists { path: key_path.clone() },
-            _ => KeyError::Write { path: key_path.clone(), source },
-        })?;
-        sync_dir(dir)?;
+        if !secret_file::create_private(&key_path, to_pem(&pkcs8).as_bytes())? {
+            return Err(KeyError::AlreadyExists { path: key_path });
+        }
         Ok(KeyRing { dir: dir.to_path_buf(), current, public_keys })
     }
 
@@ -149,9 +145,9 @@ impl KeyRing {
         let (current, pkcs8) = new_key()?;
         list_key(dir, &mut public_keys, &current)?;
         let key_path = dir.join(KEY_FILE);
-        let tmp = write_temp(&key_path, to_pem(&pkcs8).as_bytes(), 0o600)?;
+        let tmp = secret_file::write_temp(&key_path, to_pem(&pkcs8).as_bytes(), 0o600)?;
         fs::rename(&tmp, &key_path).map_err(|source| KeyError::Write { path: key_path, source })?;
-        sync_dir(dir)?;
+        secret_file::sync_dir(dir)?;
         Ok((KeyRing { dir: dir.to_path_buf(), current, public_keys }, retired.kid().clone()))
     }
 
@@ -159,7 +155,7 @@ impl KeyRing {
     /// may read, and its key must be listed among the public keys.
     pub fn load(dir: &Path) -> Result<KeyRing, KeyError> {
         let key_path = dir.join(KEY_FILE);
-        let pem = read_private(&key_path)?;
+        let pem = secret_file::read_private(&key_path)?;
         let current = from_pem(&pem)
             .and_then(|der| SigningKey::from_pkcs8(&der))
             .ok_or_else(|| KeyError::NotAKey { path: key_path.clone() })?;
@@ -210,57 +206,15 @@ fn list_key(dir: &Path, public_keys: &mut Jwks, key: &SigningKey) -> Result<(), 
         .insert(key.public_jwk().clone())
         .map_err(|source| KeyError::PublicKeys { path: path.clone(), source })?;
     let text = format!("{:#}\n", public_keys.to_json());
-    let tmp = write_temp(&path, text.as_bytes(), 0o644)?;
+    let tmp = secret_file::write_temp(&path, text.as_bytes(), 0o644)?;
     fs::rename(&tmp, &path).map_err(|source| KeyError::Write { path, source })?;
-    sync_dir(dir)
+    Ok(secret_file::sync_dir(dir)?)
 }
 
 fn read_public_keys(dir: &Path) -> Result<Jwks, KeyError> {
     let path = dir.join(PUBLIC_KEYS_FILE);
     let text = fs::read_to_string(&path).map_err(|source| KeyError::Read { path: path.clone(), source })?;
     Jwks::from_json(&text).map_err(|source| KeyError::PublicKeys { path, source })
-}
-
-/// Reads the private key file, refusing one that is not a regular file or that group or
-/// others may read (checked on the open file, so what is checked is what is read).
-fn read_private(path: &Path) -> Result<String, KeyError> {
-    let mut file = File::open(path).map_err(|source| match source.kind() {
-        ErrorKind::NotFound => KeyError::Missing { path: path.to_path_buf() },
-        _ => KeyError::Read { path: path.to_path_buf(), source },
-    })?;
-    let metadata = file.metadata().map_err(|source| KeyError::Read { path: path.to_path_buf(), source })?;
-    if !metadata.is_file() {
-        return Err(KeyError::NotAFile { path: path.to_path_buf() });
-    }
-    let mode = metadata.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(KeyError::ReadableByOthers { path: path.to_path_buf(), mode });
-    }
-    let mut text = String::new();
-    file.read_to_string(&mut text).map_err(|source| KeyError::Read { path: path.to_path_buf(), source })?;
-    Ok(text)
-}
-
-/// Writes `bytes` to a new temporary file beside `path`, created with `O_EXCL` and `mode`
-/// (so it never exists with a wider mode), and synced. A temporary file left by a crash is
-/// removed first.
-fn write_temp(path: &Path, bytes: &[u8], mode: u32) -> Result<PathBuf, KeyError> {
-    let tmp = path.with_extension("tmp");
-    match fs::remove_file(&tmp) {
-        Err(source) if source.kind() != ErrorKind::NotFound => return Err(KeyError::Write { path: tmp, source }),
-        _ => {}
-    }
-    let write = || -> io::Result<()> {
-        let mut file = OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()
-    };
-    write().map_err(|source| KeyError::Write { path: tmp.clone(), source })?;
-    Ok(tmp)
-}
-
-fn sync_dir(dir: &Path) -> Result<(), KeyError> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(|source| KeyError::Write { path: dir.to_path_buf(), source })
 }
 
 fn to_pem(der: &[u8]) -> String {
@@ -302,6 +256,7 @@ impl SigningKey {
 mod tests {
     use super::*;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use std::os::unix::fs::PermissionsExt;
 
     fn mode(path: &Path) -> u32 {
         fs::metadata(path).unwrap().permissions().mode() & 0o777
@@ -380,10 +335,10 @@ mod tests {
         let key_path = dir.path().join(KEY_FILE);
         fs::set_permissions(&key_path, fs::Permissions::from_mode(0o640)).unwrap();
         let err = KeyRing::load(dir.path()).unwrap_err();
-        assert!(matches!(err, KeyError::ReadableByOthers { mode: 0o640, .. }), "{err:?}");
+        assert!(matches!(err, KeyError::File(SecretFileError::ReadableByOthers { mode: 0o640, .. })), "{err:?}");
         assert!(err.to_string().contains("chmod 600"), "{err}");
         fs::set_permissions(&key_path, fs::Permissions::from_mode(0o604)).unwrap();
-        assert!(matches!(KeyRing::load(dir.path()), Err(KeyError::ReadableByOthers { .. })));
+        assert!(matches!(KeyRing::load(dir.path()), Err(KeyError::File(SecretFileError::ReadableByOthers { .. }))));
     }
 
     #[test]

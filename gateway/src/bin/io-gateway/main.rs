@@ -11,7 +11,9 @@ use std::process::ExitCode;
 
 mod audit;
 mod operate;
+mod privacy;
 use audit::AuditCommand;
+use privacy::{CitizenCommand, DataKeysCommand};
 use operate::{import_file, outcomes, queue, ImportArgs, QueueCommand};
 
 /// Exit status for an invalid configuration (sysexits' EX_CONFIG).
@@ -96,6 +98,17 @@ enum Command {
         /// Only messages that reached their outcome on or after this day.
         #[arg(long, value_name = "YYYY-MM-DD")]
         since: Option<jiff::civil::Date>,
+    },
+    /// The data keys that encrypt citizens' data in the queue (AES-256-GCM): make,
+    /// rotate, list.
+    DataKeys {
+        #[command(subcommand)]
+        command: DataKeysCommand,
+    },
+    /// A citizen's rights: export everything held about a fiscal code, or erase it.
+    Citizen {
+        #[command(subcommand)]
+        command: CitizenCommand,
     },
     /// The tamper-evident audit trail: check it, or export it for an auditor.
     Audit {
@@ -191,6 +204,8 @@ fn main() -> ExitCode {
             }
         },
         Command::Audit { command } => audit::audit(command),
+        Command::DataKeys { command } => privacy::data_keys(command),
+        Command::Citizen { command } => privacy::citizen(command),
         Command::Sandbox { config } => sandbox(&config),
         Command::Demo { keep } => demo(keep),
         Command::Run { config, verbose, worker_threads } => {

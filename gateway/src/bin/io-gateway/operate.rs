@@ -6,6 +6,7 @@ use clap::Subcommand;
 use gateway::config::Config;
 use gateway::{import, logging, operator, server};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::process::ExitCode;
 
 #[derive(Subcommand)]
@@ -205,16 +206,18 @@ pub fn import_file(args: ImportArgs) -> ExitCode {
     let mut report = import::Report::to_file(&report_path);
     let database = config.storage.path.as_path();
     let sink = if args.dry_run {
-        import::Sink::DryRun { database: Some(database) }
+        let data_keys = gateway::seal::key_dir::load(&config.storage.data_key_directory).ok().map(Arc::new);
+        import::Sink::DryRun { database: data_keys.map(|keys| (database, keys)) }
     } else {
-        let audit_key = match server::Keys::load(&config) {
-            Ok(keys) => keys.audit.get(),
+        let keys = match server::Keys::load(&config) {
+            Ok(keys) => keys,
             Err(e) => {
-                eprintln!("cannot load the signing key: {e}");
+                eprintln!("cannot load the keys: {e}");
                 return ExitCode::from(EXIT_CONFIG);
             }
         };
-        import::Sink::Queue { database, limits: server::limits(&config), audit_key }
+        let (audit_key, data_keys) = (keys.audit.get(), keys.data.get());
+        import::Sink::Queue { database, limits: server::limits(&config), audit_key, data_keys }
     };
     let outcome = import::run(&job, &args.file, sink, &mut report, &mut import::Progress::on_stderr());
     let report = report.finish();
