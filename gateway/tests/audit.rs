@@ -174,7 +174,10 @@ async fn a_day_of_work_leaves_a_trail_that_verifies_and_every_tampering_is_locat
         }
         assert_eq!(state, "processed");
         assert!(entries.contains(&("sent".into(), None, io_id.clone().unwrap())), "{entries:?}");
-        assert_eq!((last.0.as_str(), last.2.as_str()), ("final_status", "processed"), "{kinds:?}");
+        // Retention defaults to IO's final status: the content goes with it, audited.
+        assert_eq!(last, &("erased".into(), None, "retention".into()), "{kinds:?}");
+        let final_status = &entries[entries.len() - 2];
+        assert_eq!((final_status.0.as_str(), final_status.2.as_str()), ("final_status", "processed"), "{kinds:?}");
         if i < 2 {
             assert!(entries.contains(&("held".into(), Some("rossi".into()), "from queued".into())), "{entries:?}");
             assert!(entries.contains(&("released".into(), Some("rossi".into()), "from held".into())), "{entries:?}");

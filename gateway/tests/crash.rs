@@ -95,11 +95,14 @@ fn kill_9_loses_no_accepted_message_and_stores_no_refused_one() {
 /// marker -> ids of the stored messages carrying it.
 fn stored_markers(dir: &std::path::Path) -> HashMap<String, Vec<String>> {
     let conn = rusqlite::Connection::open(dir.join("queue.db")).unwrap();
+    // Bodies are sealed (encryption at rest): open them with the gateway's data keys.
+    let keys = gateway::seal::key_dir::load(&dir.join("data-keys")).unwrap();
     let mut stmt = conn.prepare("SELECT id, body FROM messages").unwrap();
     let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))).unwrap();
     let mut out: HashMap<String, Vec<String>> = HashMap::new();
     for row in rows {
         let (id, body) = row.unwrap();
+        let body = keys.open(gateway::seal::Field::Body, &id, &body).unwrap();
         let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
         let markdown = body["content"]["markdown"].as_str().unwrap();
         let marker = markdown.rsplit('[').next().unwrap().trim_end_matches(']').to_string();

@@ -252,7 +252,8 @@ async fn imported_messages_go_out_in_the_citizens_language() {
     let database = h.dir.path().join("queue.db");
     let limits = gateway::server::limits(&config);
     let outcome = tokio::task::spawn_blocking(move || {
-        let sink = Sink::Queue { database: &database, limits, audit_key: None };
+        let data_keys = std::sync::Arc::new(gateway::seal::key_dir::load(&config.storage.data_key_directory).unwrap());
+        let sink = Sink::Queue { database: &database, limits, audit_key: None, data_keys };
         import::run(&job, &file, sink, &mut Report::discard(), &mut Progress::silent()).unwrap()
     })
     .await

@@ -60,20 +60,31 @@ fn db(dir: &Path) -> Connection {
     Connection::open(dir.join("queue.db")).unwrap()
 }
 
-/// Queued messages: fiscal code, dedup key, source.
+/// Queued messages: fiscal code (opened with the data keys), dedup key (as stored: a keyed
+/// hash), source.
 fn queued(dir: &Path) -> Vec<(String, String, String)> {
+    let keys = gateway::seal::key_dir::load(&dir.join("data-keys")).unwrap();
     let conn = db(dir);
-    let mut stmt = conn.prepare("SELECT fiscal_code, dedup_key, source FROM messages ORDER BY seq").unwrap();
-    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap().map(Result::unwrap).collect()
+    let mut stmt = conn.prepare("SELECT id, fiscal_code, dedup_key, source FROM messages ORDER BY seq").unwrap();
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?, r.get(2)?, r.get(3)?)));
+    rows.unwrap()
+        .map(Result::unwrap)
+        .map(|(id, sealed, dedup, source)| {
+            let clear = keys.open(gateway::seal::Field::Recipient, &id, &sealed).unwrap();
+            (String::from_utf8(clear).unwrap(), dedup, source)
+        })
+        .collect()
 }
 
 /// What imported messages are rendered from at send time: the record's values.
 fn recipes(dir: &Path) -> Vec<serde_json::Value> {
+    let keys = gateway::seal::key_dir::load(&dir.join("data-keys")).unwrap();
     let conn = db(dir);
-    let mut stmt = conn.prepare("SELECT recipe FROM messages ORDER BY seq").unwrap();
-    stmt.query_map([], |r| r.get::<_, Vec<u8>>(0))
+    let mut stmt = conn.prepare("SELECT id, recipe FROM messages ORDER BY seq").unwrap();
+    stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?)))
         .unwrap()
-        .map(|b| serde_json::from_slice(&b.unwrap()).unwrap())
+        .map(Result::unwrap)
+        .map(|(id, sealed)| serde_json::from_slice(&keys.open(gateway::seal::Field::Recipe, &id, &sealed).unwrap()).unwrap())
         .collect()
 }
 
@@ -94,7 +105,12 @@ fn a_gpd_upload_becomes_one_message_per_option_and_a_second_import_adds_nothing(
     assert_eq!(rows.len(), 7);
     assert!(rows
         .iter()
-        .all(|(_, key, source)| key.starts_with("payment:80000000010:3") && source == "gpd:gpd_tari_2025.zip"));
+        .all(|(_, key, source)| key.len() == 32 && key.bytes().all(|b| b.is_ascii_hexdigit())
+            && source == "gpd:gpd_tari_2025.zip"));
+    let mut keys: Vec<&String> = rows.iter().map(|r| &r.1).collect();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), 7, "one dedup key per option, stored as a keyed hash");
     assert_eq!(rows[1].0, "BNCLRA85C52F205V");
     // Stored as the record's values and the template, rendered at send time.
     let recipe = &recipes(dir.path())[1];

@@ -3,6 +3,16 @@
 use super::*;
 use connectors::domain::OrgFiscalCode;
 
+/// The same keys for every open of a test's database.
+pub(super) fn keys() -> Keys {
+    let data = std::collections::BTreeMap::from([(1, [7u8; 32])]);
+    Keys::data_only(Arc::new(DataKeys::from_bytes(&data, &[8; 32]).unwrap()))
+}
+
+fn recipient() -> FiscalCode {
+    "BNCLRA85C52F205V".parse().unwrap()
+}
+
 fn limits() -> Limits {
     Limits { max_queued_messages: 1000, min_free_disk_bytes: 0 }
 }
@@ -27,24 +37,24 @@ fn count(path: &Path, sql: &str) -> i64 {
 async fn stored_message_reads_back_and_survives_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("q.db");
-    let queue = Queue::open(&path, limits(), Default::default()).unwrap();
+    let queue = Queue::open(&path, limits(), Retention::DEFAULT, keys()).unwrap();
     let id = queue.enqueue(record("a", None)).await.unwrap().id();
-    let stored = queue.message(id).await.unwrap().unwrap();
+    let stored = queue.message(id, &recipient()).await.unwrap().unwrap();
     assert_eq!((stored.state, stored.priority), (State::Queued, Priority::Normal));
     assert_eq!(stored.body, br#"{"content":{}}"#);
     queue.close();
     drop(queue);
 
-    let queue = Queue::open(&path, limits(), Default::default()).unwrap();
-    assert_eq!(queue.message(id).await.unwrap().unwrap().fiscal_code.as_str(), "BNCLRA85C52F205V");
-    assert!(queue.message(MessageId::new()).await.unwrap().is_none());
+    let queue = Queue::open(&path, limits(), Retention::DEFAULT, keys()).unwrap();
+    assert_eq!(queue.message(id, &recipient()).await.unwrap().unwrap().fiscal_code.as_str(), "BNCLRA85C52F205V");
+    assert!(queue.message(MessageId::new(), &recipient()).await.unwrap().is_none());
     assert_eq!(count(&path, "SELECT COUNT(*) FROM messages WHERE accepted_at = state_changed_at"), 1);
 }
 
 #[tokio::test]
 async fn idempotency_key_replays_same_request_and_refuses_a_different_one() {
     let dir = tempfile::tempdir().unwrap();
-    let queue = Queue::open(&dir.path().join("q.db"), limits(), Default::default()).unwrap();
+    let queue = Queue::open(&dir.path().join("q.db"), limits(), Retention::DEFAULT, keys()).unwrap();
     let first = queue.enqueue(record("a", Some(("k1", 1)))).await.unwrap();
     assert!(matches!(first, Accepted::New(_)));
     let again = queue.enqueue(record("a", Some(("k1", 1)))).await.unwrap();
@@ -59,7 +69,7 @@ async fn idempotency_key_replays_same_request_and_refuses_a_different_one() {
 #[tokio::test]
 async fn concurrent_same_key_posts_make_one_message() {
     let dir = tempfile::tempdir().unwrap();
-    let queue = Arc::new(Queue::open(&dir.path().join("q.db"), limits(), Default::default()).unwrap());
+    let queue = Arc::new(Queue::open(&dir.path().join("q.db"), limits(), Retention::DEFAULT, keys()).unwrap());
     let tasks: Vec<_> = (0..20)
         .map(|_| {
             let queue = Arc::clone(&queue);
@@ -79,7 +89,8 @@ async fn full_queue_refuses_new_messages_but_keeps_old_ones() {
     let queue = Queue::open(
         &dir.path().join("q.db"),
         Limits { max_queued_messages: 2, min_free_disk_bytes: 0 },
-        Default::default(),
+        Retention::DEFAULT,
+    keys(),
     )
     .unwrap();
     let a = queue.enqueue(record("a", Some(("a", 1)))).await.unwrap().id();
@@ -97,7 +108,8 @@ async fn low_disk_refuses_new_messages() {
     let queue = Queue::open(
         &dir.path().join("q.db"),
         Limits { max_queued_messages: 10, min_free_disk_bytes: u64::MAX },
-        Default::default(),
+        Retention::DEFAULT,
+    keys(),
     )
     .unwrap();
     assert!(matches!(queue.enqueue(record("a", None)).await, Err(QueueError::DiskLow { .. })));
@@ -107,7 +119,7 @@ async fn low_disk_refuses_new_messages() {
 async fn closed_queue_refuses_and_keeps_what_was_committed() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("q.db");
-    let queue = Queue::open(&path, limits(), Default::default()).unwrap();
+    let queue = Queue::open(&path, limits(), Retention::DEFAULT, keys()).unwrap();
     queue.enqueue(record("a", None)).await.unwrap();
     queue.close();
     assert!(matches!(queue.enqueue(record("a", None)).await, Err(QueueError::Closed)));
@@ -118,14 +130,14 @@ async fn closed_queue_refuses_and_keeps_what_was_committed() {
 async fn messages_caught_mid_send_become_ambiguous_on_open() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("q.db");
-    let queue = Queue::open(&path, limits(), Default::default()).unwrap();
+    let queue = Queue::open(&path, limits(), Retention::DEFAULT, keys()).unwrap();
     let id = queue.enqueue(record("a", None)).await.unwrap().id();
     queue.close();
     drop(queue);
     Connection::open(&path).unwrap().execute("UPDATE messages SET state = 'sending'", []).unwrap();
 
-    let queue = Queue::open(&path, limits(), Default::default()).unwrap();
-    assert_eq!(queue.message(id).await.unwrap().unwrap().state, State::Ambiguous);
+    let queue = Queue::open(&path, limits(), Retention::DEFAULT, keys()).unwrap();
+    assert_eq!(queue.message(id, &recipient()).await.unwrap().unwrap().state, State::Ambiguous);
     assert_eq!(
         count(&path, "SELECT COUNT(*) FROM transitions WHERE from_state = 'sending' AND to_state = 'ambiguous'"),
         1
@@ -147,7 +159,7 @@ fn connections_run_in_wal_with_full_sync() {
 async fn a_failed_batch_answers_every_caller_with_an_error_and_stores_none_of_them() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("q.db");
-    let queue = Arc::new(Queue::open(&path, limits(), Default::default()).unwrap());
+    let queue = Arc::new(Queue::open(&path, limits(), Retention::DEFAULT, keys()).unwrap());
     // Fault injection through the storage: any batch holding client "boom" fails.
     Connection::open(&path)
         .unwrap()
@@ -167,7 +179,7 @@ async fn a_failed_batch_answers_every_caller_with_an_error_and_stores_none_of_th
     for task in tasks {
         match task.await.unwrap() {
             ("boom", result) => assert!(matches!(result, Err(QueueError::BatchFailed { .. })), "{result:?}"),
-            (_, Ok(Accepted::New(id))) => assert!(queue.message(id).await.unwrap().is_some()),
+            (_, Ok(Accepted::New(id))) => assert!(queue.message(id, &recipient()).await.unwrap().is_some()),
             (_, Err(QueueError::BatchFailed { .. })) => failed += 1,
             (_, other) => panic!("unexpected {other:?}"),
         }
@@ -183,7 +195,7 @@ async fn a_failed_batch_answers_every_caller_with_an_error_and_stores_none_of_th
 async fn due_lists_by_priority_then_arrival_and_apply_moves_states_once() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("q.db");
-    let queue = Queue::open(&path, limits(), Default::default()).unwrap();
+    let queue = Queue::open(&path, limits(), Retention::DEFAULT, keys()).unwrap();
     let institution: OrgFiscalCode = "80000000010".parse().unwrap();
     let mut bulk = record("a", None);
     bulk.priority = Priority::Bulk;
@@ -207,7 +219,7 @@ async fn due_lists_by_priority_then_arrival_and_apply_moves_states_once() {
     sent.io_message_id = Some("01IOID".into());
     sent.next_attempt_at = Some(now_millis() + 60_000);
     assert_eq!(queue.apply(vec![sent]).await.unwrap(), [true]);
-    let stored = queue.message(urgent).await.unwrap().unwrap();
+    let stored = queue.message(urgent, &recipient()).await.unwrap().unwrap();
     assert_eq!((stored.state, stored.attempts, stored.io_message_id.as_deref()), (State::Sent, 1, Some("01IOID")));
     // Not due yet: its next poll is in a minute.
     assert!(queue.due(&institution, &[State::Sent], now_millis(), 10).await.unwrap().is_empty());
@@ -220,7 +232,7 @@ async fn due_lists_by_priority_then_arrival_and_apply_moves_states_once() {
     let mut failed = Change::new(normal, State::Queued, State::RejectedByIo, "IO answered 400");
     failed.error = Some("400 Invalid NewMessage".into());
     queue.apply(vec![failed]).await.unwrap();
-    assert_eq!(queue.message(normal).await.unwrap().unwrap().last_error.as_deref(), Some("400 Invalid NewMessage"));
+    assert_eq!(queue.message(normal, &recipient()).await.unwrap().unwrap().last_error.as_deref(), Some("400 Invalid NewMessage"));
 }
 
 #[tokio::test]
@@ -229,7 +241,8 @@ async fn finishing_messages_makes_room_under_the_limit() {
     let queue = Queue::open(
         &dir.path().join("q.db"),
         Limits { max_queued_messages: 1, min_free_disk_bytes: 0 },
-        Default::default(),
+        Retention::DEFAULT,
+    keys(),
     )
     .unwrap();
     let id = queue.enqueue(record("a", None)).await.unwrap().id();
@@ -244,7 +257,7 @@ async fn the_writer_audits_each_change_and_signs_every_thousand_entries_and_on_c
     let path = dir.path().join("q.db");
     let key = Arc::new(crate::signing::SigningKey::generate_ephemeral().unwrap());
     let limits = Limits { max_queued_messages: 10_000, min_free_disk_bytes: 0 };
-    let queue = Arc::new(Queue::open(&path, limits, Arc::new(CurrentKey::new(Some(Arc::clone(&key))))).unwrap());
+    let queue = Arc::new(Queue::open(&path, limits, Retention::DEFAULT, Keys { audit: Arc::new(CurrentKey::new(Some(Arc::clone(&key)))), ..keys() }).unwrap());
     let tasks: Vec<_> = (0..1_100)
         .map(|_| {
             let queue = Arc::clone(&queue);
