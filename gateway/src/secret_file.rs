@@ -57,7 +57,9 @@ pub fn read_private(path: &Path) -> Result<String, SecretFileError> {
 pub fn write_temp(path: &Path, bytes: &[u8], mode: u32) -> Result<PathBuf, SecretFileError> {
     let tmp = path.with_extension("tmp");
     match fs::remove_file(&tmp) {
-        Err(source) if source.kind() != ErrorKind::NotFound => return Err(SecretFileError::Write { path: tmp, source }),
+        Err(source) if source.kind() != ErrorKind::NotFound => {
+            return Err(SecretFileError::Write { path: tmp, source })
+        }
         _ => {}
     }
     let write = || -> io::Result<()> {

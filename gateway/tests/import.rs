@@ -84,7 +84,9 @@ fn recipes(dir: &Path) -> Vec<serde_json::Value> {
     stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?)))
         .unwrap()
         .map(Result::unwrap)
-        .map(|(id, sealed)| serde_json::from_slice(&keys.open(gateway::seal::Field::Recipe, &id, &sealed).unwrap()).unwrap())
+        .map(|(id, sealed)| {
+            serde_json::from_slice(&keys.open(gateway::seal::Field::Recipe, &id, &sealed).unwrap()).unwrap()
+        })
         .collect()
 }
 
@@ -103,10 +105,9 @@ fn a_gpd_upload_becomes_one_message_per_option_and_a_second_import_adds_nothing(
 
     let rows = queued(dir.path());
     assert_eq!(rows.len(), 7);
-    assert!(rows
-        .iter()
-        .all(|(_, key, source)| key.len() == 32 && key.bytes().all(|b| b.is_ascii_hexdigit())
-            && source == "gpd:gpd_tari_2025.zip"));
+    assert!(rows.iter().all(|(_, key, source)| key.len() == 32
+        && key.bytes().all(|b| b.is_ascii_hexdigit())
+        && source == "gpd:gpd_tari_2025.zip"));
     let mut keys: Vec<&String> = rows.iter().map(|r| &r.1).collect();
     keys.sort();
     keys.dedup();

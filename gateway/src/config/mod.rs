@@ -70,7 +70,8 @@ impl Config {
                 let data_keys = &config.storage.data_key_directory;
                 if !crate::seal::key_dir::is_empty(data_keys).unwrap_or(false) {
                     if let Err(e) = crate::seal::key_dir::load(data_keys) {
-                        problems.push(Problem { location: "storage.data_key_directory".into(), message: e.to_string() });
+                        problems
+                            .push(Problem { location: "storage.data_key_directory".into(), message: e.to_string() });
                     }
                 }
                 if let Some(signing) = &config.signing {

@@ -468,9 +468,10 @@ fn storage_section(c: &mut Checker, raw: RawStorage) -> Option<Storage> {
         value.map_or(default, |d| std::time::Duration::from_secs(u64::from(d) * 86_400))
     };
     let default = crate::queue::Retention::DEFAULT;
-    for (key, value) in
-        [("retention_delivered_days", raw.retention_delivered_days), ("retention_undelivered_days", raw.retention_undelivered_days)]
-    {
+    for (key, value) in [
+        ("retention_delivered_days", raw.retention_delivered_days),
+        ("retention_undelivered_days", raw.retention_undelivered_days),
+    ] {
         if value.is_some_and(|d| d > 3650) {
             c.problem(&format!("storage.{key}"), "must be at most 3650 (ten years)");
         }

@@ -192,8 +192,12 @@ impl Admin {
                 (seq, now),
             )
             .map_err(storage("erasing a message"))?;
-            let event =
-                Event { kind: Kind::Erased, message_id: Some(id), actor: Some(by.to_string()), detail: "citizen request".into() };
+            let event = Event {
+                kind: Kind::Erased,
+                message_id: Some(id),
+                actor: Some(by.to_string()),
+                detail: "citizen request".into(),
+            };
             trail.append(&tx, event, now)?;
             erasure.erased.push(message_id);
         }
@@ -207,7 +211,9 @@ impl Admin {
     fn transitions(&self, seq: i64) -> Result<Vec<Transition>, QueueError> {
         let mut stmt = self
             .conn
-            .prepare_cached("SELECT from_state, to_state, at, reason FROM transitions WHERE message_seq = ?1 ORDER BY seq")
+            .prepare_cached(
+                "SELECT from_state, to_state, at, reason FROM transitions WHERE message_seq = ?1 ORDER BY seq",
+            )
             .map_err(storage("reading transitions"))?;
         let rows = stmt
             .query_map([seq], |r| Ok(Transition { from: r.get(0)?, to: r.get(1)?, at: r.get(2)?, reason: r.get(3)? }))
@@ -230,8 +236,13 @@ impl Admin {
         let mut stmt = self.conn.prepare(&sql).map_err(storage("reading audit entries"))?;
         let rows = stmt
             .query_map(rusqlite::params_from_iter(ids), |r| {
-                let reference =
-                    AuditReference { seq: r.get(1)?, at_ms: r.get(2)?, kind: r.get(3)?, actor: r.get(4)?, detail: r.get(5)? };
+                let reference = AuditReference {
+                    seq: r.get(1)?,
+                    at_ms: r.get(2)?,
+                    kind: r.get(3)?,
+                    actor: r.get(4)?,
+                    detail: r.get(5)?,
+                };
                 Ok((r.get::<_, String>(0)?, reference))
             })
             .map_err(storage("reading audit entries"))?;

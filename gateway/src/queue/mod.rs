@@ -209,7 +209,8 @@ pub struct Retention {
 }
 
 impl Retention {
-    pub const DEFAULT: Retention = Retention { delivered: Duration::ZERO, undelivered: Duration::from_secs(30 * 86_400) };
+    pub const DEFAULT: Retention =
+        Retention { delivered: Duration::ZERO, undelivered: Duration::from_secs(30 * 86_400) };
 
     /// The retention of a final `state`, in milliseconds.
     pub fn of(self, state: State) -> i64 {
@@ -506,7 +507,8 @@ struct RawRow {
 }
 
 fn raw_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
-    let bytes = |i: usize| -> rusqlite::Result<Vec<u8>> { Ok(r.get_ref(i)?.as_bytes_or_null()?.unwrap_or_default().to_vec()) };
+    let bytes =
+        |i: usize| -> rusqlite::Result<Vec<u8>> { Ok(r.get_ref(i)?.as_bytes_or_null()?.unwrap_or_default().to_vec()) };
     Ok(RawRow {
         id: r.get(0)?,
         names: (r.get(1)?, r.get(2)?, r.get(3)?),
@@ -630,3 +632,6 @@ pub fn now_millis() -> i64 {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod sealing_tests;

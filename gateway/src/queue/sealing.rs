@@ -31,7 +31,12 @@ pub(super) struct SealedMessage {
     pub body: Vec<u8>,
 }
 
-pub(super) fn seal_message(keys: &DataKeys, id: &str, fiscal_code: &str, body: &[u8]) -> Result<SealedMessage, QueueError> {
+pub(super) fn seal_message(
+    keys: &DataKeys,
+    id: &str,
+    fiscal_code: &str,
+    body: &[u8],
+) -> Result<SealedMessage, QueueError> {
     Ok(SealedMessage {
         recipient: keys.seal(Field::Recipient, id, fiscal_code.as_bytes())?,
         index: keys.recipient_index(fiscal_code).to_vec(),
@@ -53,8 +58,11 @@ pub(super) fn check_index_key(conn: &Connection, keys: &DataKeys) -> Result<(), 
         Some(value) if value != keys.index_check() => Err(QueueError::WrongDataKeys),
         Some(_) => Ok(()),
         None => {
-            conn.execute("INSERT OR IGNORE INTO settings (name, value) VALUES (?1, ?2)", (INDEX_CHECK, &keys.index_check()[..]))
-                .map_err(storage("recording the index key"))?;
+            conn.execute(
+                "INSERT OR IGNORE INTO settings (name, value) VALUES (?1, ?2)",
+                (INDEX_CHECK, &keys.index_check()[..]),
+            )
+            .map_err(storage("recording the index key"))?;
             Ok(())
         }
     }
@@ -85,7 +93,8 @@ pub(super) fn content_by_key(conn: &Connection) -> Result<Vec<(u32, u64)>, Queue
     let mut out = Vec::new();
     for row in rows {
         let (number, count) = row.map_err(storage("listing data keys in use"))?;
-        let number: [u8; 4] = number.try_into().map_err(|_| QueueError::Corrupt { what: "a sealed fiscal code".into() })?;
+        let number: [u8; 4] =
+            number.try_into().map_err(|_| QueueError::Corrupt { what: "a sealed fiscal code".into() })?;
         out.push((u32::from_be_bytes(number), u64::try_from(count).unwrap_or(0)));
     }
     Ok(out)
@@ -96,7 +105,9 @@ fn seal_legacy_rows(conn: &mut Connection, keys: &DataKeys) -> Result<(), QueueE
     let mut sealed = 0usize;
     conn.pragma_update(None, "secure_delete", "ON").map_err(storage("sealing stored messages"))?;
     loop {
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(storage("sealing stored messages"))?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(storage("sealing stored messages"))?;
         let rows: Vec<(i64, String, Vec<u8>, Vec<u8>, Option<Vec<u8>>, Option<Vec<u8>>)> = tx
             .prepare("SELECT seq, id, fiscal_code, body, recipe, dedup_key FROM messages WHERE sealed = 0 ORDER BY seq LIMIT ?1")
             .and_then(|mut stmt| {
@@ -183,7 +194,12 @@ pub(super) fn delete_content(
         .and_then(|mut stmt| stmt.query_row((seq, state.as_sql(), now), |r| r.get(0)).optional())
         .map_err(storage("deleting a message's content"))?;
     let Some(id) = id else { return Ok(false) };
-    let event = Event { kind: Kind::Erased, message_id: Some(id), actor: actor.map(str::to_string), detail: detail.to_string() };
+    let event = Event {
+        kind: Kind::Erased,
+        message_id: Some(id),
+        actor: actor.map(str::to_string),
+        detail: detail.to_string(),
+    };
     trail.append(tx, event, now)?;
     Ok(true)
 }
@@ -235,8 +251,11 @@ pub(super) fn sweep(
             }
         }
         caught_up &= !behind;
-        tx.execute("INSERT OR REPLACE INTO settings (name, value) VALUES (?1, ?2)", (cursor_name, &cursor.to_be_bytes()[..]))
-            .map_err(storage("recording the sweep's place"))?;
+        tx.execute(
+            "INSERT OR REPLACE INTO settings (name, value) VALUES (?1, ?2)",
+            (cursor_name, &cursor.to_be_bytes()[..]),
+        )
+        .map_err(storage("recording the sweep's place"))?;
     }
     Ok((deleted, caught_up))
 }

@@ -90,7 +90,7 @@ async fn full_queue_refuses_new_messages_but_keeps_old_ones() {
         &dir.path().join("q.db"),
         Limits { max_queued_messages: 2, min_free_disk_bytes: 0 },
         Retention::DEFAULT,
-    keys(),
+        keys(),
     )
     .unwrap();
     let a = queue.enqueue(record("a", Some(("a", 1)))).await.unwrap().id();
@@ -109,7 +109,7 @@ async fn low_disk_refuses_new_messages() {
         &dir.path().join("q.db"),
         Limits { max_queued_messages: 10, min_free_disk_bytes: u64::MAX },
         Retention::DEFAULT,
-    keys(),
+        keys(),
     )
     .unwrap();
     assert!(matches!(queue.enqueue(record("a", None)).await, Err(QueueError::DiskLow { .. })));
@@ -232,7 +232,10 @@ async fn due_lists_by_priority_then_arrival_and_apply_moves_states_once() {
     let mut failed = Change::new(normal, State::Queued, State::RejectedByIo, "IO answered 400");
     failed.error = Some("400 Invalid NewMessage".into());
     queue.apply(vec![failed]).await.unwrap();
-    assert_eq!(queue.message(normal, &recipient()).await.unwrap().unwrap().last_error.as_deref(), Some("400 Invalid NewMessage"));
+    assert_eq!(
+        queue.message(normal, &recipient()).await.unwrap().unwrap().last_error.as_deref(),
+        Some("400 Invalid NewMessage")
+    );
 }
 
 #[tokio::test]
@@ -242,7 +245,7 @@ async fn finishing_messages_makes_room_under_the_limit() {
         &dir.path().join("q.db"),
         Limits { max_queued_messages: 1, min_free_disk_bytes: 0 },
         Retention::DEFAULT,
-    keys(),
+        keys(),
     )
     .unwrap();
     let id = queue.enqueue(record("a", None)).await.unwrap().id();
@@ -257,7 +260,15 @@ async fn the_writer_audits_each_change_and_signs_every_thousand_entries_and_on_c
     let path = dir.path().join("q.db");
     let key = Arc::new(crate::signing::SigningKey::generate_ephemeral().unwrap());
     let limits = Limits { max_queued_messages: 10_000, min_free_disk_bytes: 0 };
-    let queue = Arc::new(Queue::open(&path, limits, Retention::DEFAULT, Keys { audit: Arc::new(CurrentKey::new(Some(Arc::clone(&key)))), ..keys() }).unwrap());
+    let queue = Arc::new(
+        Queue::open(
+            &path,
+            limits,
+            Retention::DEFAULT,
+            Keys { audit: Arc::new(CurrentKey::new(Some(Arc::clone(&key)))), ..keys() },
+        )
+        .unwrap(),
+    );
     let tasks: Vec<_> = (0..1_100)
         .map(|_| {
             let queue = Arc::clone(&queue);

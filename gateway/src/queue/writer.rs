@@ -4,7 +4,8 @@
 use super::audit::{self, Trail};
 use super::sealing;
 use super::{
-    now_millis, storage, Accepted, Change, Idempotency, Keys, Limits, MessageId, NewRecord, QueueError, Retention, State,
+    now_millis, storage, Accepted, Change, Idempotency, Keys, Limits, MessageId, NewRecord, QueueError, Retention,
+    State,
 };
 use crate::seal::DataKeys;
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
@@ -341,7 +342,8 @@ impl WriterState {
         self.swept_at = Instant::now();
         let retention = self.retention;
         let sweep = |conn: &mut Connection| -> Result<(usize, bool), QueueError> {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(storage("beginning a sweep"))?;
+            let tx =
+                conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(storage("beginning a sweep"))?;
             let mut trail = Trail::new();
             let swept = sealing::sweep(&tx, &mut trail, retention, now_millis(), SWEEP_BATCHES)?;
             tx.commit().map_err(storage("committing a sweep"))?;
@@ -448,7 +450,12 @@ fn admit(
 /// state really changes (a new poll time for a `sent` message is not a transition).
 /// The change's audit entry goes with its transition row. A final state whose retention
 /// is zero deletes the content at once.
-fn apply_change(tx: &Transaction<'_>, trail: &mut Trail, change: &Change, retention: Retention) -> Result<bool, QueueError> {
+fn apply_change(
+    tx: &Transaction<'_>,
+    trail: &mut Trail,
+    change: &Change,
+    retention: Retention,
+) -> Result<bool, QueueError> {
     let now = now_millis();
     let mut update = tx
         .prepare_cached(

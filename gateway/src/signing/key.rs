@@ -18,12 +18,12 @@
 //! because retired public keys stay listed.
 
 use super::jwk::{JwkError, Jwks, Kid, PublicJwk, PUBLIC_KEY_LEN, SIGNATURE_LEN};
+use crate::secret_file::{self, SecretFileError};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use ring::rand::SystemRandom;
 use ring::signature::{Ed25519KeyPair, KeyPair};
 use std::fmt;
-use crate::secret_file::{self, SecretFileError};
 use std::fs;
 use std::io::{self, ErrorKind};
 use std::path::{Path, PathBuf};

@@ -13,8 +13,8 @@ mod audit;
 mod operate;
 mod privacy;
 use audit::AuditCommand;
-use privacy::{CitizenCommand, DataKeysCommand};
 use operate::{import_file, outcomes, queue, ImportArgs, QueueCommand};
+use privacy::{CitizenCommand, DataKeysCommand};
 
 /// Exit status for an invalid configuration (sysexits' EX_CONFIG).
 const EXIT_CONFIG: u8 = 78;

@@ -6,8 +6,8 @@ use clap::Subcommand;
 use gateway::config::Config;
 use gateway::{import, logging, operator, server};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 #[derive(Subcommand)]
 pub enum QueueCommand {

@@ -56,7 +56,11 @@ pub enum CitizenCommand {
 pub fn data_keys(command: DataKeysCommand) -> ExitCode {
     let result = match command {
         DataKeysCommand::Generate { dir } => key_dir::generate(&dir).map(|keys| {
-            format!("data keys made in {}: current key {}; back the directory up, apart from the database", dir.display(), keys.current())
+            format!(
+                "data keys made in {}: current key {}; back the directory up, apart from the database",
+                dir.display(),
+                keys.current()
+            )
         }),
         DataKeysCommand::Rotate { dir } => key_dir::rotate(&dir).map(|number| {
             format!("new data key {number} in {}; `systemctl reload io-gateway` to seal with it", dir.display())
@@ -182,8 +186,7 @@ fn erase_citizen(config: &Config, fiscal_code: &connectors::domain::FiscalCode) 
     let mut admin = Admin::open(&config.storage.path).map_err(|e| e.to_string())?;
     let by = std::env::var("SUDO_USER").or_else(|_| std::env::var("USER")).unwrap_or_else(|_| "unknown".into());
     let signer = keys.audit.get();
-    let erasure =
-        admin.erase(&keys.data.get(), fiscal_code, &by, signer.as_deref()).map_err(|e| e.to_string())?;
+    let erasure = admin.erase(&keys.data.get(), fiscal_code, &by, signer.as_deref()).map_err(|e| e.to_string())?;
     for id in &erasure.erased {
         println!("{id}: erased");
     }
