@@ -473,7 +473,7 @@ fn storage_section(c: &mut Checker, raw: RawStorage) -> Option<Storage> {
         ("retention_undelivered_days", raw.retention_undelivered_days),
     ] {
         if value.is_some_and(|d| d > 3650) {
-            c.problem(&format!("storage.{key}"), "must be at most 3650 (ten years)");
+            c.problem(format!("storage.{key}"), "must be at most 3650 (ten years)");
         }
     }
     let data_key_directory =

@@ -100,6 +100,9 @@ pub(super) fn content_by_key(conn: &Connection) -> Result<Vec<(u32, u64)>, Queue
     Ok(out)
 }
 
+/// A row as a build before schema 5 wrote it: seq, id, fiscal code, body, recipe, dedup key.
+type ClearRow = (i64, String, Vec<u8>, Vec<u8>, Option<Vec<u8>>, Option<Vec<u8>>);
+
 /// Seals, 1,000 rows per transaction, what a build before schema 5 stored in clear.
 fn seal_legacy_rows(conn: &mut Connection, keys: &DataKeys) -> Result<(), QueueError> {
     let mut sealed = 0usize;
@@ -108,7 +111,7 @@ fn seal_legacy_rows(conn: &mut Connection, keys: &DataKeys) -> Result<(), QueueE
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(storage("sealing stored messages"))?;
-        let rows: Vec<(i64, String, Vec<u8>, Vec<u8>, Option<Vec<u8>>, Option<Vec<u8>>)> = tx
+        let rows: Vec<ClearRow> = tx
             .prepare("SELECT seq, id, fiscal_code, body, recipe, dedup_key FROM messages WHERE sealed = 0 ORDER BY seq LIMIT ?1")
             .and_then(|mut stmt| {
                 stmt.query_map([SWEEP_BATCH], |r| {
