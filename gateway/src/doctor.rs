@@ -134,6 +134,41 @@ fn permissions(findings: &mut Findings, config_path: &Path, config: &Config) {
             format!("cannot write in {}: {e} (run doctor as the service's user)", directory.display()),
         ),
     }
+    data_keys(findings, config);
+}
+
+/// The data keys: present and private, every key the stored content needs, and kept
+/// apart from the database.
+fn data_keys(findings: &mut Findings, config: &Config) {
+    let dir = &config.storage.data_key_directory;
+    if crate::seal::key_dir::is_empty(dir).unwrap_or(false) {
+        let note = format!("no data keys in {} yet: `io-gateway run` makes them on first start", dir.display());
+        return findings.add(Verdict::Warn, "data keys", note);
+    }
+    let keys = match crate::seal::key_dir::load(dir) {
+        Ok(keys) => keys,
+        Err(e) => return findings.add(Verdict::Fail, "data keys", e.to_string()),
+    };
+    let needed = match crate::queue::admin::Admin::open(&config.storage.path) {
+        Ok(admin) => admin.content_by_data_key().unwrap_or_default(),
+        Err(_) => Vec::new(),
+    };
+    let missing: Vec<String> = needed
+        .iter()
+        .filter(|(number, _)| !keys.numbers().contains(number))
+        .map(|(number, count)| format!("data-{number}.key ({count} messages)"))
+        .collect();
+    if !missing.is_empty() {
+        let note = format!("{} lacks {}: restore from the backup", dir.display(), missing.join(", "));
+        return findings.add(Verdict::Fail, "data keys", note);
+    }
+    let summary = format!("{}: {} key(s), data-{}.key seals", dir.display(), keys.numbers().len(), keys.current());
+    if dir.starts_with(database_directory(&config.storage.path)) {
+        let note = format!("{summary}; they sit beside the database, so one copy holds both: set [storage] data_key_directory elsewhere");
+        findings.add(Verdict::Warn, "data keys", note);
+    } else {
+        findings.add(Verdict::Ok, "data keys", summary);
+    }
 }
 
 fn certificates(findings: &mut Findings, config: &Config) {

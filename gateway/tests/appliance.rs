@@ -392,6 +392,21 @@ async fn doctor_checks_files_certificates_and_a_real_mtls_call_to_io() {
     assert!(text.contains("ok    clock"), "{text}");
     assert!(text.contains("IO client") && text.contains("the key matches the certificate"), "{text}");
     assert!(!text.contains("FAIL"), "{text}");
+    let line_of = |text: &str, what: &str| text.lines().find(|l| l.contains(what)).unwrap_or_default().to_string();
+    assert!(line_of(&text, "data keys").contains("no data keys"), "{text}");
+
+    // A data key others may read: the configuration check names it.
+    let data_keys = dir.path().join("data-keys");
+    gateway::seal::key_dir::generate(&data_keys).unwrap();
+    chmod(&data_keys.join("data-1.key"), 0o644);
+    let config_path = config.clone();
+    let (code, text) = tokio::task::spawn_blocking(move || doctor(&config_path)).await.unwrap();
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("storage.data_key_directory") && text.contains("data-1.key") && text.contains("0600"),
+        "{text}"
+    );
+    chmod(&data_keys.join("data-1.key"), 0o600);
 
     // A world-readable client key and a subscription key IO refuses: both named, exit 1.
     chmod(&pki.client_key, 0o644);
@@ -401,5 +416,6 @@ async fn doctor_checks_files_certificates_and_a_real_mtls_call_to_io() {
     assert_eq!(code, Some(1), "{text}");
     assert!(text.contains("FAIL  permissions  IO client key") && text.contains("readable by every user"), "{text}");
     assert!(text.contains("IO refuses this subscription key (401)"), "{text}");
+    assert!(line_of(&text, "data keys").contains("beside the database"), "{text}");
     assert!(text.contains("fix the FAIL lines first"), "{text}");
 }

@@ -22,6 +22,8 @@ fn the_example_configuration_parses() {
     assert_eq!(config.clients[0].default_service.as_str(), "tari");
     assert_eq!(config.local_api.max_body_bytes, 131_072);
     assert_eq!(config.storage.min_free_disk_bytes, 256 * 1024 * 1024);
+    assert_eq!(config.storage.data_key_directory, std::path::Path::new("/etc/io-gateway/data-keys"));
+    assert_eq!(config.storage.retention, crate::queue::Retention::DEFAULT);
     let tari: ServiceName = "tari".parse().unwrap();
     assert_eq!(config.service(&tari).unwrap().0.fiscal_code.as_str(), "80000000010");
     assert_eq!(config.institutions[0].budget, crate::rate_limit::Budget::IO_DEFAULT);
@@ -174,4 +176,17 @@ fn secrets_never_appear_in_debug_output() {
         Config::from_toml_str(&EXAMPLE.replace("/etc/io-gateway/keys/tari.primary", key.to_str().unwrap())).unwrap();
     let secret = config.institutions[0].services[0].primary_key.read().unwrap();
     assert!(!format!("{config:?} {secret:?}").contains("the-real-subscription-key"));
+}
+
+#[test]
+fn data_keys_default_beside_the_database_and_retention_is_bounded() {
+    let text = EXAMPLE
+        .replace("data_key_directory = \"/etc/io-gateway/data-keys\"\n", "")
+        .replace("retention_delivered_days = 0", "retention_delivered_days = 7");
+    let config = Config::from_toml_str(&text).unwrap();
+    assert_eq!(config.storage.data_key_directory, std::path::Path::new("/var/lib/io-gateway/data-keys"));
+    assert_eq!(config.storage.retention.delivered, std::time::Duration::from_secs(7 * 86_400));
+    let too_long = EXAMPLE.replace("retention_undelivered_days = 30", "retention_undelivered_days = 4000");
+    let problems = problems(&too_long);
+    assert!(problems.iter().any(|p| p.contains("storage.retention_undelivered_days")), "{problems:?}");
 }
