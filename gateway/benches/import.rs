@@ -4,7 +4,9 @@
 //! record a duplicate). Reports records/s and the peak resident memory of the process.
 //!
 //! `cargo bench -p gateway --bench import` (BENCH_OPTIONS to change the size, rounded to
-//! a multiple of 4; BENCH_DIR to keep the files for a profiler). Targets: ≥ 100,000 records/s, < 100 MiB RSS whatever the size.
+//! a multiple of 4; BENCH_DIR to keep the files for a profiler; BENCH_BINARY=PATH to run
+//! another io-gateway build, for A/B comparisons). Targets: ≥ 100,000 records/s, < 100 MiB
+//! RSS whatever the size.
 
 use std::io::{BufWriter, Write};
 use std::path::Path;
@@ -93,7 +95,9 @@ templates = "{templates}"
 /// Runs the import; returns its wall time, the peak RSS seen (KiB) and its stdout.
 fn import(dir: &Path, config: &Path, file: &Path) -> (Duration, u64, String) {
     let started = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_io-gateway"))
+    // BENCH_BINARY runs another build (an A/B comparison against an older commit).
+    let binary = std::env::var("BENCH_BINARY").unwrap_or_else(|_| env!("CARGO_BIN_EXE_io-gateway").to_string());
+    let mut child = Command::new(binary)
         .current_dir(dir)
         .args(["import", "gpd"])
         .arg(file)

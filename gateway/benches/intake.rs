@@ -2,8 +2,10 @@
 //! binary; reports durable messages/s and p50/p99 latency for N = 1, 16, 64.
 //!
 //! `cargo bench -p gateway --bench intake` (BENCH_SECONDS=10 by default, BENCH_CLIENTS to
-//! choose the N values, e.g. `BENCH_CLIENTS=64`; BENCH_SIGNING=1 adds signed receipts). Every 201 is checked against the
-//! database afterwards, so the figure counts only messages that really are durable.
+//! choose the N values, e.g. `BENCH_CLIENTS=64`; BENCH_SIGNING=1 adds signed receipts;
+//! BENCH_BINARY=PATH benchmarks another io-gateway build, for A/B comparisons). Every 201
+//! is checked against the database afterwards, so the figure counts only messages that
+//! really are durable.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -93,7 +95,9 @@ min_free_disk_mb = 64
     )
     .expect("config");
     let workers = std::env::var("BENCH_WORKERS").unwrap_or_else(|_| "1".into());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_io-gateway"))
+    // BENCH_BINARY runs another build (an A/B comparison against an older commit).
+    let binary = std::env::var("BENCH_BINARY").unwrap_or_else(|_| env!("CARGO_BIN_EXE_io-gateway").to_string());
+    let mut child = Command::new(binary)
         .args(["run", "--worker-threads", &workers, "--config"])
         .arg(&config)
         .stderr(Stdio::piped())
