@@ -3,7 +3,7 @@
 use super::pipeline::{Counted, Stage};
 use super::recipe::{self, Recipe};
 use super::{Format, Job, Outcome, Progress, Report, BATCH};
-use crate::queue::ImportedMessage;
+use crate::queue::{DedupKey, ImportedMessage};
 use connectors::anpr::{self, Entry, Resident};
 use connectors::campaign;
 use connectors::domain::FiscalCode;
@@ -128,7 +128,10 @@ impl Builder<'_> {
             return;
         }
         match recipe::validate_notice(&notice, &self.job.template, self.job.test_recipient) {
-            Ok(message) => self.message(&message, &Recipe::payment(&notice), format!("payment:{}", notice.dedup_key())),
+            Ok(message) => {
+                let key = DedupKey::Public(format!("payment:{}", notice.dedup_key()));
+                self.message(&message, &Recipe::payment(&notice), key)
+            }
             Err(error) => {
                 let record = format!("notice {}", notice.notice_number.as_str());
                 self.fail(None, &record, error_field(&error), &error.to_string());
@@ -161,13 +164,15 @@ impl Builder<'_> {
         };
         let recipe = Recipe::id_card(&resident, &fiscal_code, &reminder, job.today);
         match recipe.validate(&job.template, job.test_recipient) {
-            Ok(message) => self.message(&message, &recipe, reminder.dedup_key(fiscal_code.as_str())),
+            Ok(message) => {
+                self.message(&message, &recipe, DedupKey::Personal(reminder.dedup_key(fiscal_code.as_str())))
+            }
             Err(error) => self.fail(Some(resident.location), "", error_field(&error), &error.to_string()),
         }
     }
 
     /// Queues a validated message (its Italian rendering is `message`) as its recipe.
-    fn message(&mut self, message: &NewMessage, recipe: &Recipe, dedup_key: String) {
+    fn message(&mut self, message: &NewMessage, recipe: &Recipe, dedup_key: DedupKey) {
         self.outcome.messages += 1;
         if self.outcome.sample.is_none() {
             self.outcome.sample = Some(sample(message, &self.job.template));

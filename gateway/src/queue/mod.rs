@@ -44,7 +44,7 @@ mod sealing;
 mod state;
 mod writer;
 
-pub use import::{template_digest, BatchOutcome, ImportedMessage, Importer, IMPORT_CLIENT};
+pub use import::{template_digest, BatchOutcome, DedupKey, ImportedMessage, Importer, IMPORT_CLIENT};
 pub use schema::{MigrationError, CURRENT_VERSION};
 pub use state::{Priority, State};
 pub use writer::MAX_WAITING;

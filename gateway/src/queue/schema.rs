@@ -83,13 +83,14 @@ const MIGRATIONS: &[&str] = &[
     // `fiscal_code`, `body` and `recipe` hold values sealed with a data key (`sealed` = 1;
     // rows written before are sealed in place when the daemon next starts), an empty
     // `fiscal_code` and `body` once the content is deleted, and `dedup_key` holds a keyed
-    // hash. `recipient_index` is the keyed hash of the fiscal code (NULL once erased).
-    // `settings` holds the sweep's cursors and which keys were last in use.
+    // hash when it holds personal data. `recipient_index` is the keyed hash of the fiscal
+    // code (NULL once erased); it has no SQL index: random keys would scatter every
+    // commit's writes across the index (see `DedupKey`), and a citizen's lookup is rare,
+    // so it scans. `settings` holds the sweep's cursors and which keys were last in use.
     "ALTER TABLE messages ADD COLUMN sealed INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE messages ADD COLUMN recipient_index BLOB;
     ALTER TABLE messages ADD COLUMN content_deleted_at INTEGER;
     ALTER TABLE messages ADD COLUMN erased_at INTEGER;
-    CREATE INDEX messages_by_recipient ON messages (recipient_index) WHERE recipient_index IS NOT NULL;
     CREATE INDEX messages_unsealed ON messages (seq) WHERE sealed = 0;
     CREATE TABLE settings (
         name   TEXT PRIMARY KEY,

@@ -130,7 +130,8 @@ fn seal_legacy_rows(conn: &mut Connection, keys: &DataKeys) -> Result<(), QueueE
             let fiscal_code = String::from_utf8_lossy(fiscal_code);
             let message = seal_message(keys, id, &fiscal_code, body)?;
             let recipe = recipe.as_deref().map(|r| keys.seal(Field::Recipe, id, r)).transpose()?;
-            let dedup_key = dedup_key.as_deref().map(|d| keys.dedup_index(&String::from_utf8_lossy(d)));
+            let dedup_key =
+                dedup_key.as_deref().map(|d| super::DedupKey::from_clear(&String::from_utf8_lossy(d)).stored(keys));
             tx.execute(
                 "UPDATE messages SET fiscal_code = ?2, recipient_index = ?3, body = ?4, recipe = ?5, dedup_key = ?6,
                         sealed = 1 WHERE seq = ?1",
