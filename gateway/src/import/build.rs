@@ -3,7 +3,7 @@
 use super::pipeline::{Counted, Stage};
 use super::recipe::{self, Recipe};
 use super::{Format, Job, Outcome, Progress, Report, BATCH};
-use crate::queue::{DedupKey, ImportedMessage};
+use crate::queue::{DedupKey, ImportedMessage, Sealed};
 use connectors::anpr::{self, Entry, Resident};
 use connectors::campaign;
 use connectors::domain::FiscalCode;
@@ -16,6 +16,7 @@ use connectors::template::{self, Language, Template};
 use std::fmt;
 use std::fs::File;
 use std::io::BufReader;
+use std::sync::Arc;
 
 /// Builds messages from records and hands them on in batches.
 pub(super) struct Builder<'a> {
@@ -184,16 +185,24 @@ impl Builder<'_> {
                 }
                 return;
             }
-            Stage::Queue { template, .. } => *template,
+            Stage::Queue { template, keys, .. } => (*template, Arc::clone(keys)),
+        };
+        let (template, keys) = template;
+        let sealed = match Sealed::recipe(&keys, message.fiscal_code(), &recipe.to_bytes()) {
+            Ok(sealed) => sealed,
+            Err(error) => {
+                // Only the system's random source can fail here: stop, as a queue refusal would.
+                self.fail(None, "", "", &format!("cannot seal the record: {error}"));
+                return;
+            }
         };
         self.batch.push(ImportedMessage {
             institution: self.job.institution.clone(),
             service: self.job.service.clone(),
-            fiscal_code: message.fiscal_code().clone(),
             priority: self.job.priority,
             template,
-            recipe: recipe.to_bytes(),
-            dedup_key,
+            sealed,
+            dedup_key: dedup_key.stored(&keys),
             source: self.source.clone(),
         });
         if self.batch.len() >= BATCH {

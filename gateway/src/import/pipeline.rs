@@ -2,6 +2,7 @@
 //! owns the `Importer`; the first refusal stops the reading side early.
 
 use crate::queue::{BatchOutcome, ImportedMessage, Importer, QueueError};
+use crate::seal::DataKeys;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
@@ -13,6 +14,8 @@ pub(super) enum Stage {
         stopped: Arc<AtomicBool>,
         /// The digest the job's template is stored under.
         template: [u8; 32],
+        /// The queue's data keys: each message is sealed as its batch is built.
+        keys: Arc<DataKeys>,
     },
     DryRun(Option<Importer>),
 }
@@ -38,6 +41,7 @@ impl WriterThread {
 
 impl Stage {
     pub(super) fn queueing(mut importer: Importer, template: [u8; 32]) -> (Stage, WriterThread) {
+        let keys = importer.keys();
         let (batches, received) = mpsc::sync_channel::<Vec<ImportedMessage>>(4);
         let stopped = Arc::new(AtomicBool::new(false));
         let stop = Arc::clone(&stopped);
@@ -64,7 +68,7 @@ impl Stage {
             }
             result
         });
-        (Stage::Queue { batches: Some(batches), stopped, template }, WriterThread { thread })
+        (Stage::Queue { batches: Some(batches), stopped, template, keys }, WriterThread { thread })
     }
 
     pub(super) fn dry_run(importer: Option<Importer>) -> Stage {

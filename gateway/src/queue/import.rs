@@ -19,11 +19,11 @@
 //! that holds personal data is stored as its keyed hash (see [`DedupKey`] and `sealing`).
 
 use super::audit::{self, Trail};
-use super::{now_millis, open_connection, schema, sealing, storage, MessageId, Priority, QueueError, State};
+use super::{now_millis, open_connection, schema, sealing, storage, Priority, QueueError, Sealed, State};
 use crate::config::{ClientName, ServiceName};
-use crate::seal::{DataKeys, Field};
+use crate::seal::DataKeys;
 use crate::signing::SigningKey;
-use connectors::domain::{FiscalCode, OrgFiscalCode};
+use connectors::domain::OrgFiscalCode;
 use rusqlite::{Connection, TransactionBehavior};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -44,14 +44,15 @@ pub const IMPORT_CLIENT: &str = "import";
 pub struct ImportedMessage {
     pub institution: OrgFiscalCode,
     pub service: ServiceName,
-    pub fiscal_code: FiscalCode,
     pub priority: Priority,
-    /// The template (see [`Importer::store_template`]) and the record's values: the
-    /// message is rendered from them when it is sent.
+    /// The template (see [`Importer::store_template`]); the record's values, sealed with
+    /// the fiscal code in `sealed` ([`Sealed::recipe`]): the message is rendered from
+    /// them when it is sent.
     pub template: [u8; 32],
-    pub recipe: Vec<u8>,
-    /// The record's stable identity: the same record imported again has the same key.
-    pub dedup_key: DedupKey,
+    pub sealed: Sealed,
+    /// The record's stable identity as stored ([`DedupKey::stored`]): the same record
+    /// imported again has the same key.
+    pub dedup_key: String,
     /// Which file it came from, e.g. `gpd:tari_2025.zip`.
     pub source: String,
 }
@@ -71,7 +72,7 @@ pub enum DedupKey {
 
 impl DedupKey {
     /// What the `dedup_key` column holds for this key.
-    pub(super) fn stored(&self, keys: &DataKeys) -> String {
+    pub fn stored(&self, keys: &DataKeys) -> String {
         match self {
             DedupKey::Public(key) => key.clone(),
             DedupKey::Personal(key) => keys.dedup_index(key),
@@ -142,6 +143,11 @@ impl Importer {
         })
     }
 
+    /// The data keys it was opened with: what an import's messages must be sealed with.
+    pub fn keys(&self) -> Arc<DataKeys> {
+        Arc::clone(&self.keys)
+    }
+
     /// Signs the audit checkpoint at the end of the import with `key` (`None`: unsigned).
     pub fn with_audit_key(mut self, key: Option<Arc<SigningKey>>) -> Importer {
         self.audit_key = key;
@@ -203,29 +209,26 @@ impl Importer {
                 .map_err(storage("preparing an import insert"))?;
             let now = now_millis();
             for message in batch {
-                let id = MessageId::new();
-                let text_id = id.to_string();
-                let sealed = sealing::seal_message(&self.keys, &text_id, message.fiscal_code.as_str(), &[])?;
-                let recipe = self.keys.seal(Field::Recipe, &text_id, &message.recipe)?;
+                let Sealed { id, recipient, index, content: recipe } = &message.sealed;
                 let written = insert
                     .execute(rusqlite::params![
-                        text_id,
+                        id.to_string(),
                         message.institution.as_str(),
                         message.service.as_str(),
                         self.client.as_str(),
-                        sealed.recipient,
+                        recipient,
                         message.priority.as_sql(),
                         State::Queued.as_sql(),
                         now,
-                        message.dedup_key.stored(&self.keys),
+                        message.dedup_key,
                         message.source,
                         &message.template[..],
                         recipe,
-                        sealed.index,
+                        index,
                     ])
                     .map_err(storage("inserting an imported message"))?;
                 if written == 1 {
-                    trail.append(&tx, audit::accepted(id, self.client.as_str()), now)?;
+                    trail.append(&tx, audit::accepted(*id, self.client.as_str()), now)?;
                     outcome.inserted += 1;
                 } else {
                     outcome.duplicates += 1;

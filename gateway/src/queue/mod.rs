@@ -46,6 +46,7 @@ mod writer;
 
 pub use import::{template_digest, BatchOutcome, DedupKey, ImportedMessage, Importer, IMPORT_CLIENT};
 pub use schema::{MigrationError, CURRENT_VERSION};
+pub use sealing::Sealed;
 pub use state::{Priority, State};
 pub use writer::MAX_WAITING;
 
@@ -334,9 +335,12 @@ impl Queue {
         Ok(Queue { checkpointer, writer, reader: Arc::new(Mutex::new(reader)), data_keys })
     }
 
-    /// Stores a message durably. Returns only after the commit that holds it.
-    pub async fn enqueue(&self, record: NewRecord) -> Result<Accepted, QueueError> {
-        self.writer.enqueue(record).await
+    /// Stores a message durably. Returns only after the commit that holds it. Its fiscal
+    /// code and body are sealed here, on the caller's thread, before the writer sees them.
+    pub async fn enqueue(&self, mut record: NewRecord) -> Result<Accepted, QueueError> {
+        let body = std::mem::take(&mut record.body);
+        let sealed = Sealed::new(&self.data_keys.get(), record.fiscal_code.as_str(), Field::Body, &body)?;
+        self.writer.enqueue(record, sealed).await
     }
 
     /// Looks a message up by id and recipient: `None` when there is no such message or it

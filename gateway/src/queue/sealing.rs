@@ -13,9 +13,10 @@
 //!   longer than their [`Retention`].
 
 use super::audit::Trail;
-use super::{storage, QueueError, Retention, State};
+use super::{storage, MessageId, QueueError, Retention, State};
 use crate::audit::{Event, Kind};
 use crate::seal::{DataKeys, Field};
+use connectors::domain::FiscalCode;
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 const INDEX_CHECK: &str = "index_check";
@@ -23,25 +24,44 @@ const DATA_KEY: &str = "data_key";
 const SIGNING_KEY: &str = "signing_key";
 const SWEEP_BATCH: i64 = 1_000;
 
-/// A message's personal data, sealed for its row.
-pub(super) struct SealedMessage {
-    pub recipient: Vec<u8>,
-    pub index: Vec<u8>,
-    /// Empty stays empty (imported messages keep their content in the recipe).
-    pub body: Vec<u8>,
+/// A message's personal data sealed for its row before it reaches a writer thread, so the
+/// writers (the queue's and an import's) spend their time on SQLite only: the local API
+/// seals on its request's thread, an import while it builds its batch.
+#[derive(Debug, Clone)]
+pub struct Sealed {
+    pub(super) id: MessageId,
+    pub(super) recipient: Vec<u8>,
+    pub(super) index: Vec<u8>,
+    /// The sealed body (local API) or recipe (imports); empty stays empty.
+    pub(super) content: Vec<u8>,
 }
 
-pub(super) fn seal_message(
-    keys: &DataKeys,
-    id: &str,
-    fiscal_code: &str,
-    body: &[u8],
-) -> Result<SealedMessage, QueueError> {
-    Ok(SealedMessage {
-        recipient: keys.seal(Field::Recipient, id, fiscal_code.as_bytes())?,
-        index: keys.recipient_index(fiscal_code).to_vec(),
-        body: if body.is_empty() { Vec::new() } else { keys.seal(Field::Body, id, body)? },
-    })
+impl Sealed {
+    /// Seals for a new message: its fiscal code, and `content` as `field`.
+    pub fn new(keys: &DataKeys, fiscal_code: &str, field: Field, content: &[u8]) -> Result<Sealed, QueueError> {
+        Sealed::with_id(keys, MessageId::new(), fiscal_code, field, content)
+    }
+
+    /// An imported message's fiscal code and recipe.
+    pub fn recipe(keys: &DataKeys, fiscal_code: &FiscalCode, recipe: &[u8]) -> Result<Sealed, QueueError> {
+        Sealed::new(keys, fiscal_code.as_str(), Field::Recipe, recipe)
+    }
+
+    fn with_id(
+        keys: &DataKeys,
+        id: MessageId,
+        fiscal_code: &str,
+        field: Field,
+        content: &[u8],
+    ) -> Result<Sealed, QueueError> {
+        let text_id = id.to_string();
+        Ok(Sealed {
+            id,
+            recipient: keys.seal(Field::Recipient, &text_id, fiscal_code.as_bytes())?,
+            index: keys.recipient_index(fiscal_code).to_vec(),
+            content: if content.is_empty() { Vec::new() } else { keys.seal(field, &text_id, content)? },
+        })
+    }
 }
 
 /// Checks the keys against the database and seals rows left clear by an older build.
@@ -128,14 +148,16 @@ fn seal_legacy_rows(conn: &mut Connection, keys: &DataKeys) -> Result<(), QueueE
         }
         for (seq, id, fiscal_code, body, recipe, dedup_key) in &rows {
             let fiscal_code = String::from_utf8_lossy(fiscal_code);
-            let message = seal_message(keys, id, &fiscal_code, body)?;
+            let message_id: MessageId =
+                id.parse().map_err(|_| QueueError::Corrupt { what: format!("message id {id:?}") })?;
+            let message = Sealed::with_id(keys, message_id, &fiscal_code, Field::Body, body)?;
             let recipe = recipe.as_deref().map(|r| keys.seal(Field::Recipe, id, r)).transpose()?;
             let dedup_key =
                 dedup_key.as_deref().map(|d| super::DedupKey::from_clear(&String::from_utf8_lossy(d)).stored(keys));
             tx.execute(
                 "UPDATE messages SET fiscal_code = ?2, recipient_index = ?3, body = ?4, recipe = ?5, dedup_key = ?6,
                         sealed = 1 WHERE seq = ?1",
-                rusqlite::params![seq, message.recipient, message.index, message.body, recipe, dedup_key],
+                rusqlite::params![seq, message.recipient, message.index, message.content, recipe, dedup_key],
             )
             .map_err(storage("sealing a stored message"))?;
         }

@@ -5,9 +5,8 @@ use super::audit::{self, Trail};
 use super::sealing;
 use super::{
     now_millis, storage, Accepted, Change, Idempotency, Keys, Limits, MessageId, NewRecord, QueueError, Retention,
-    State,
+    Sealed, State,
 };
-use crate::seal::DataKeys;
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
 use std::path::PathBuf;
 use std::sync::mpsc;
@@ -47,14 +46,14 @@ type Reply = oneshot::Sender<Result<Accepted, QueueError>>;
 type ApplyReply = oneshot::Sender<Result<Vec<bool>, QueueError>>;
 
 enum Command {
-    Enqueue(Box<NewRecord>, Reply),
+    Enqueue(Box<(NewRecord, Sealed)>, Reply),
     Apply(Vec<Change>, ApplyReply),
     Close,
 }
 
 /// One piece of a batch and where its answer goes.
 enum Item {
-    Enqueue(Box<NewRecord>, Reply),
+    Enqueue(Box<(NewRecord, Sealed)>, Reply),
     Apply(Vec<Change>, ApplyReply),
 }
 
@@ -97,9 +96,9 @@ impl Writer {
         Ok(Writer { commands: Mutex::new(Some(tx)), thread: Mutex::new(Some(thread)) })
     }
 
-    pub(super) async fn enqueue(&self, record: NewRecord) -> Result<Accepted, QueueError> {
+    pub(super) async fn enqueue(&self, record: NewRecord, sealed: Sealed) -> Result<Accepted, QueueError> {
         let (reply, answer) = oneshot::channel();
-        self.send(Command::Enqueue(Box::new(record), reply))?;
+        self.send(Command::Enqueue(Box::new((record, sealed)), reply))?;
         answer.await.map_err(|_| QueueError::Closed)?
     }
 
@@ -236,7 +235,7 @@ impl WriterState {
                 match item {
                     Item::Enqueue(record, _) => {
                         let room = (pending + added, free_bytes, limits);
-                        let result = admit(&tx, &mut trail, &data_keys, record, room);
+                        let result = admit(&tx, &mut trail, &record.0, &record.1, room);
                         match result {
                             Ok(Accepted::New(_)) => added += 1,
                             // Not a refusal of this record: the batch cannot be committed.
@@ -399,8 +398,8 @@ impl WriterState {
 fn admit(
     tx: &Transaction<'_>,
     trail: &mut Trail,
-    keys: &DataKeys,
     record: &NewRecord,
+    sealed: &Sealed,
     (pending, free_bytes, limits): (u64, u64, Limits),
 ) -> Result<Accepted, QueueError> {
     if let Some(idempotency) = &record.idempotency {
@@ -414,9 +413,8 @@ fn admit(
     if free_bytes < limits.min_free_disk_bytes {
         return Err(QueueError::DiskLow { free_bytes, min_bytes: limits.min_free_disk_bytes });
     }
-    let id = MessageId::new();
+    let id = sealed.id;
     let text_id = id.to_string();
-    let sealed = sealing::seal_message(keys, &text_id, record.fiscal_code.as_str(), &record.body)?;
     let now = now_millis();
     let mut insert = tx
         .prepare_cached(
@@ -435,7 +433,7 @@ fn admit(
             sealed.recipient,
             record.priority.as_sql(),
             State::Queued.as_sql(),
-            sealed.body,
+            sealed.content,
             now,
             record.idempotency.as_ref().map(|i| i.key.as_str()),
             record.idempotency.as_ref().map(|i| &i.request_digest[..]),
