@@ -24,9 +24,9 @@ const DATA_KEY: &str = "data_key";
 const SIGNING_KEY: &str = "signing_key";
 const SWEEP_BATCH: i64 = 1_000;
 
-/// A message's personal data sealed for its row before it reaches a writer thread, so the
-/// writers (the queue's and an import's) spend their time on SQLite only: the local API
-/// seals on its request's thread, an import while it builds its batch.
+/// A message's personal data sealed for its row. An import seals while it builds its
+/// batch, so its `Importer` thread (its bottleneck) spends its time on SQLite only; the
+/// queue's writer seals posted messages itself (the request threads are the busier ones).
 #[derive(Debug, Clone)]
 pub struct Sealed {
     pub(super) id: MessageId,

@@ -7,6 +7,7 @@ use super::{
     now_millis, storage, Accepted, Change, Idempotency, Keys, Limits, MessageId, NewRecord, QueueError, Retention,
     Sealed, State,
 };
+use crate::seal::{DataKeys, Field};
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
 use std::path::PathBuf;
 use std::sync::mpsc;
@@ -46,14 +47,14 @@ type Reply = oneshot::Sender<Result<Accepted, QueueError>>;
 type ApplyReply = oneshot::Sender<Result<Vec<bool>, QueueError>>;
 
 enum Command {
-    Enqueue(Box<(NewRecord, Sealed)>, Reply),
+    Enqueue(Box<NewRecord>, Reply),
     Apply(Vec<Change>, ApplyReply),
     Close,
 }
 
 /// One piece of a batch and where its answer goes.
 enum Item {
-    Enqueue(Box<(NewRecord, Sealed)>, Reply),
+    Enqueue(Box<NewRecord>, Reply),
     Apply(Vec<Change>, ApplyReply),
 }
 
@@ -96,9 +97,9 @@ impl Writer {
         Ok(Writer { commands: Mutex::new(Some(tx)), thread: Mutex::new(Some(thread)) })
     }
 
-    pub(super) async fn enqueue(&self, record: NewRecord, sealed: Sealed) -> Result<Accepted, QueueError> {
+    pub(super) async fn enqueue(&self, record: NewRecord) -> Result<Accepted, QueueError> {
         let (reply, answer) = oneshot::channel();
-        self.send(Command::Enqueue(Box::new((record, sealed)), reply))?;
+        self.send(Command::Enqueue(Box::new(record), reply))?;
         answer.await.map_err(|_| QueueError::Closed)?
     }
 
@@ -235,7 +236,7 @@ impl WriterState {
                 match item {
                     Item::Enqueue(record, _) => {
                         let room = (pending + added, free_bytes, limits);
-                        let result = admit(&tx, &mut trail, &record.0, &record.1, room);
+                        let result = admit(&tx, &mut trail, &data_keys, record, room);
                         match result {
                             Ok(Accepted::New(_)) => added += 1,
                             // Not a refusal of this record: the batch cannot be committed.
@@ -398,8 +399,8 @@ impl WriterState {
 fn admit(
     tx: &Transaction<'_>,
     trail: &mut Trail,
+    keys: &DataKeys,
     record: &NewRecord,
-    sealed: &Sealed,
     (pending, free_bytes, limits): (u64, u64, Limits),
 ) -> Result<Accepted, QueueError> {
     if let Some(idempotency) = &record.idempotency {
@@ -413,6 +414,7 @@ fn admit(
     if free_bytes < limits.min_free_disk_bytes {
         return Err(QueueError::DiskLow { free_bytes, min_bytes: limits.min_free_disk_bytes });
     }
+    let sealed = Sealed::new(keys, record.fiscal_code.as_str(), Field::Body, &record.body)?;
     let id = sealed.id;
     let text_id = id.to_string();
     let now = now_millis();
