@@ -39,21 +39,23 @@ pub mod audit;
 mod checkpoint;
 pub mod citizen;
 mod import;
+mod read;
 mod schema;
 mod sealing;
 mod state;
 mod writer;
+mod writes;
 
 pub use import::{template_digest, BatchOutcome, DedupKey, ImportedMessage, Importer, IMPORT_CLIENT};
 pub use schema::{MigrationError, CURRENT_VERSION};
-pub use sealing::Sealed;
+pub use sealing::{load_data_keys, Sealed};
 pub use state::{Priority, State};
 pub use writer::MAX_WAITING;
 
 use crate::config::{ClientName, ServiceName};
-use crate::seal::{CurrentDataKeys, DataKeys, Field, SealError};
+use crate::seal::{CurrentDataKeys, DataKeys, SealError};
 use crate::signing::CurrentKey;
-use connectors::domain::{FiscalCode, OrgFiscalCode, TestRecipient};
+use connectors::domain::{FiscalCode, OrgFiscalCode};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -351,7 +353,7 @@ impl Queue {
         let recipient = recipient.clone();
         tokio::task::spawn_blocking(move || {
             let conn = reader.lock().map_err(|_| QueueError::Closed)?;
-            read_message(&conn, &keys, id, &recipient)
+            read::read_message(&conn, &keys, id, &recipient)
         })
         .await
         .map_err(|_| QueueError::Closed)?
@@ -378,7 +380,7 @@ impl Queue {
         let keys = self.data_keys.get();
         tokio::task::spawn_blocking(move || {
             let conn = reader.lock().map_err(|_| QueueError::Closed)?;
-            read_due(&conn, &keys, &institution, &states, now, limit)
+            read::read_due(&conn, &keys, &institution, &states, now, limit)
         })
         .await
         .map_err(|_| QueueError::Closed)?
@@ -454,169 +456,10 @@ fn recover_interrupted_sends(conn: &mut Connection) -> Result<usize, QueueError>
     Ok(changed)
 }
 
-const MESSAGE_COLUMNS: &str = "id, institution, service, client, fiscal_code, priority, state, body, accepted_at,
-    state_changed_at, attempts, io_message_id, io_status, last_error, template, recipe, source, sealed,
-    content_deleted_at";
-
-fn read_message(
-    conn: &Connection,
-    keys: &DataKeys,
-    id: MessageId,
-    recipient: &FiscalCode,
-) -> Result<Option<StoredMessage>, QueueError> {
-    let mut stmt = conn
-        .prepare_cached(&format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?1 AND recipient_index = ?2"))
-        .map_err(storage("reading a message"))?;
-    let index = keys.recipient_index(recipient.as_str());
-    let row = stmt.query_row((id.to_string(), &index[..]), raw_row).optional().map_err(storage("reading a message"))?;
-    row.map(|row| stored_message(row, keys, Some(recipient))).transpose()
-}
-
-fn read_due(
-    conn: &Connection,
-    keys: &DataKeys,
-    institution: &str,
-    states: &[&str],
-    now: i64,
-    limit: usize,
-) -> Result<Vec<StoredMessage>, QueueError> {
-    let storage = storage("listing due messages");
-    let placeholders = (0..states.len()).map(|i| format!("?{}", i + 4)).collect::<Vec<_>>().join(",");
-    let sql = format!(
-        "SELECT {MESSAGE_COLUMNS} FROM messages
-         WHERE institution = ?1 AND state IN ({placeholders}) AND next_attempt_at <= ?2
-         ORDER BY priority, seq LIMIT ?3"
-    );
-    let mut stmt = conn.prepare_cached(&sql).map_err(&storage)?;
-    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    let mut params: Vec<&dyn rusqlite::ToSql> = vec![&institution, &now, &limit];
-    params.extend(states.iter().map(|s| s as &dyn rusqlite::ToSql));
-    let rows = stmt.query_map(params.as_slice(), raw_row).map_err(&storage)?;
-    rows.map(|row| row.map_err(&storage).and_then(|row| stored_message(row, keys, None))).collect()
-}
-
-struct RawRow {
-    id: String,
-    names: (String, String, String),
-    fiscal_code: Vec<u8>,
-    priority: i64,
-    state: String,
-    body: Vec<u8>,
-    times: (i64, i64, i64),
-    io: (Option<String>, Option<String>, Option<String>),
-    import: (Option<Vec<u8>>, Option<Vec<u8>>, Option<String>),
-    sealed: bool,
-    content_deleted: bool,
-}
-
-fn raw_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
-    let bytes =
-        |i: usize| -> rusqlite::Result<Vec<u8>> { Ok(r.get_ref(i)?.as_bytes_or_null()?.unwrap_or_default().to_vec()) };
-    Ok(RawRow {
-        id: r.get(0)?,
-        names: (r.get(1)?, r.get(2)?, r.get(3)?),
-        fiscal_code: bytes(4)?,
-        priority: r.get(5)?,
-        state: r.get(6)?,
-        body: bytes(7)?,
-        times: (r.get(8)?, r.get(9)?, r.get(10)?),
-        io: (r.get(11)?, r.get(12)?, r.get(13)?),
-        import: (r.get(14)?, r.get(15)?, r.get(16)?),
-        sealed: r.get::<_, i64>(17)? != 0,
-        content_deleted: r.get::<_, Option<i64>>(18)?.is_some(),
-    })
-}
-
-/// A row as a message, its sealed values opened. `recipient`: the fiscal code the caller
-/// matched through the index, which stands in for a deleted one.
-fn stored_message(row: RawRow, keys: &DataKeys, recipient: Option<&FiscalCode>) -> Result<StoredMessage, QueueError> {
-    let RawRow { id, names: (institution, service, client), priority, state, times, io, import, .. } = row;
-    let corrupt = |what: String| QueueError::Corrupt { what };
-    let text_id = id;
-    let id: MessageId = text_id.parse().map_err(|_| corrupt(format!("message id {text_id:?}")))?;
-    let priority = Priority::from_sql(priority).ok_or_else(|| corrupt(format!("priority {priority}")))?;
-    let state = State::from_sql(&state).ok_or_else(|| corrupt(format!("state {state:?}")))?;
-    let open = |field: Field, bytes: Vec<u8>| -> Result<Vec<u8>, QueueError> {
-        match row.sealed && !bytes.is_empty() {
-            true => Ok(keys.open(field, &text_id, &bytes)?),
-            false => Ok(bytes),
-        }
-    };
-    let fiscal_code = match (row.content_deleted, recipient) {
-        (true, Some(known)) => known.clone(),
-        (true, None) => return Err(corrupt(format!("content of message {id} (deleted)"))),
-        (false, _) => {
-            let clear = open(Field::Recipient, row.fiscal_code)?;
-            // Validated at intake; the test recipient is stored only where it was allowed.
-            std::str::from_utf8(&clear)
-                .ok()
-                .and_then(|text| FiscalCode::parse(text, TestRecipient::Allowed).ok())
-                .ok_or_else(|| corrupt(format!("fiscal code of message {id}")))?
-        }
-    };
-    let recipe = match (import.0, import.1) {
-        (Some(template), Some(data)) => Some(Recipe {
-            template: template.try_into().map_err(|_| corrupt(format!("template digest of message {id}")))?,
-            data: if row.sealed { keys.open(Field::Recipe, &text_id, &data)? } else { data },
-        }),
-        _ => None,
-    };
-    Ok(StoredMessage {
-        id,
-        institution: institution.parse().map_err(|_| corrupt(format!("institution {institution:?}")))?,
-        service: service.parse().map_err(|_| corrupt(format!("service {service:?}")))?,
-        client: client.parse().map_err(|_| corrupt(format!("client {client:?}")))?,
-        fiscal_code,
-        priority,
-        state,
-        body: open(Field::Body, row.body)?,
-        accepted_at: times.0,
-        state_changed_at: times.1,
-        attempts: u32::try_from(times.2).unwrap_or(u32::MAX),
-        io_message_id: io.0,
-        io_status: io.1,
-        last_error: io.2,
-        recipe,
-        source: import.2,
-        content_deleted: row.content_deleted,
-    })
-}
-
 fn storage(operation: &'static str) -> impl Fn(rusqlite::Error) -> QueueError {
     move |source| QueueError::Storage { operation, source }
 }
 
-/// The queue's data keys from `dir`. When `dir` holds none and the database at `database`
-/// has never sealed anything (a new appliance, or one upgrading from a build without
-/// encryption), they are made first; when it has, that is an error, never new keys.
-pub fn load_data_keys(dir: &Path, database: &Path) -> Result<Arc<DataKeys>, QueueError> {
-    if crate::seal::key_dir::is_empty(dir)? {
-        if has_sealed(database)? {
-            return Err(QueueError::DataKeysLost { dir: dir.to_path_buf(), database: database.to_path_buf() });
-        }
-        crate::seal::key_dir::generate(dir)?;
-        log::info!(directory:display = dir.display(); "data keys made for the queue's encryption at rest: back this directory up");
-    }
-    Ok(Arc::new(crate::seal::key_dir::load(dir)?))
-}
-
-/// Whether the database at `path` exists and records an index key (it sealed data).
-fn has_sealed(path: &Path) -> Result<bool, QueueError> {
-    if !path.exists() {
-        return Ok(false);
-    }
-    let open_error = |source| QueueError::OpenDatabase { path: path.to_path_buf(), source };
-    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(open_error)?;
-    let found = conn.query_row("SELECT 1 FROM settings WHERE name = 'index_check'", [], |_| Ok(()));
-    match found {
-        Ok(()) => Ok(true),
-        Err(rusqlite::Error::QueryReturnedNoRows) => Ok(false),
-        Err(rusqlite::Error::SqliteFailure(_, Some(message))) if message.contains("no such table") => Ok(false),
-        Err(source) => Err(open_error(source)),
-    }
-}
-
-/// Milliseconds since the Unix epoch: the queue's clock.
 /// The directory holding a database file (`.` for a bare file name, whose `parent()` is
 /// empty and names no file system).
 pub fn database_directory(database: &Path) -> &Path {
@@ -629,6 +472,7 @@ pub fn free_disk_bytes(directory: &Path) -> std::io::Result<u64> {
     Ok(stats.f_bavail.saturating_mul(stats.f_frsize))
 }
 
+/// Milliseconds since the Unix epoch: the queue's clock.
 pub fn now_millis() -> i64 {
     jiff::Timestamp::now().as_millisecond()
 }

@@ -17,7 +17,9 @@ use super::{storage, MessageId, QueueError, Retention, State};
 use crate::audit::{Event, Kind};
 use crate::seal::{DataKeys, Field};
 use connectors::domain::FiscalCode;
-use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior};
+use std::path::Path;
+use std::sync::Arc;
 
 const INDEX_CHECK: &str = "index_check";
 const DATA_KEY: &str = "data_key";
@@ -290,4 +292,34 @@ fn setting(conn: &Connection, name: &str) -> Result<Option<Vec<u8>>, QueueError>
     conn.prepare_cached("SELECT value FROM settings WHERE name = ?1")
         .and_then(|mut stmt| stmt.query_row([name], |r| r.get(0)).optional())
         .map_err(storage("reading a setting"))
+}
+
+/// The queue's data keys from `dir`. When `dir` holds none and the database at `database`
+/// has never sealed anything (a new appliance, or one upgrading from a build without
+/// encryption), they are made first; when it has, that is an error, never new keys.
+pub fn load_data_keys(dir: &Path, database: &Path) -> Result<Arc<DataKeys>, QueueError> {
+    if crate::seal::key_dir::is_empty(dir)? {
+        if has_sealed(database)? {
+            return Err(QueueError::DataKeysLost { dir: dir.to_path_buf(), database: database.to_path_buf() });
+        }
+        crate::seal::key_dir::generate(dir)?;
+        log::info!(directory:display = dir.display(); "data keys made for the queue's encryption at rest: back this directory up");
+    }
+    Ok(Arc::new(crate::seal::key_dir::load(dir)?))
+}
+
+/// Whether the database at `path` exists and records an index key (it sealed data).
+fn has_sealed(path: &Path) -> Result<bool, QueueError> {
+    if !path.exists() {
+        return Ok(false);
+    }
+    let open_error = |source| QueueError::OpenDatabase { path: path.to_path_buf(), source };
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(open_error)?;
+    let found = conn.query_row("SELECT 1 FROM settings WHERE name = 'index_check'", [], |_| Ok(()));
+    match found {
+        Ok(()) => Ok(true),
+        Err(rusqlite::Error::QueryReturnedNoRows) => Ok(false),
+        Err(rusqlite::Error::SqliteFailure(_, Some(message))) if message.contains("no such table") => Ok(false),
+        Err(source) => Err(open_error(source)),
+    }
 }
