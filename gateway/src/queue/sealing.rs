@@ -245,8 +245,8 @@ pub(super) fn sweep(
     let (mut deleted, mut caught_up) = (0, true);
     for (cursor_name, delivered) in [("sweep_delivered", true), ("sweep_undelivered", false)] {
         let cutoff = now.saturating_sub(retention.for_class(delivered));
-        let mut cursor =
-            setting(tx, cursor_name)?.and_then(|v| Some(i64::from_be_bytes(v.try_into().ok()?))).unwrap_or(0);
+        let start = setting(tx, cursor_name)?.and_then(|v| Some(i64::from_be_bytes(v.try_into().ok()?))).unwrap_or(0);
+        let mut cursor = start;
         let (mut waiting, mut behind) = (false, false);
         for _ in 0..batches {
             let rows: Vec<(i64, i64, i64, String)> = tx
@@ -279,11 +279,14 @@ pub(super) fn sweep(
             }
         }
         caught_up &= !behind;
-        tx.execute(
-            "INSERT OR REPLACE INTO settings (name, value) VALUES (?1, ?2)",
-            (cursor_name, &cursor.to_be_bytes()[..]),
-        )
-        .map_err(storage("recording the sweep's place"))?;
+        // Unchanged, nothing is written: an idle sweep commits no page and costs no fsync.
+        if cursor != start {
+            tx.execute(
+                "INSERT OR REPLACE INTO settings (name, value) VALUES (?1, ?2)",
+                (cursor_name, &cursor.to_be_bytes()[..]),
+            )
+            .map_err(storage("recording the sweep's place"))?;
+        }
     }
     Ok((deleted, caught_up))
 }
