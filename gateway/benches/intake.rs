@@ -3,7 +3,8 @@
 //!
 //! `cargo bench -p gateway --bench intake` (BENCH_SECONDS=10 by default, BENCH_CLIENTS to
 //! choose the N values, e.g. `BENCH_CLIENTS=64`; BENCH_SIGNING=1 adds signed receipts;
-//! BENCH_BINARY=PATH benchmarks another io-gateway build, for A/B comparisons). Every 201
+//! BENCH_BINARY=PATH benchmarks another io-gateway build, for A/B comparisons;
+//! BENCH_EXTRA_BYTES=N makes each message N bytes longer). Every 201
 //! is checked against the database afterwards, so the figure counts only messages that
 //! really are durable.
 
@@ -240,12 +241,15 @@ async fn health_throughput(addr: std::net::SocketAddr, clients: usize) -> f64 {
     total as f64 / 2.0
 }
 
-/// A realistic message of about 1 KiB.
+/// A realistic message of about 1 KiB (BENCH_EXTRA_BYTES adds that many to its markdown,
+/// to see how row size moves the figures).
 fn message(client: usize) -> String {
+    let extra: usize = std::env::var("BENCH_EXTRA_BYTES").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
     let markdown = format!(
-        "Gentile contribuente, e' disponibile l'avviso di pagamento della TARI 2025 (riferimento {client}). {}",
+        "Gentile contribuente, e' disponibile l'avviso di pagamento della TARI 2025 (riferimento {client}). {}{}",
         "Puoi pagarlo direttamente in app con il pulsante Paga, oppure presso gli sportelli abilitati a pagoPA. "
-            .repeat(8)
+            .repeat(8),
+        ".".repeat(extra)
     );
     serde_json::json!({
         "fiscal_code": "BNCLRA85C52F205V",
