@@ -53,7 +53,7 @@ pub use state::{Priority, State};
 pub use writer::MAX_WAITING;
 
 use crate::config::{ClientName, ServiceName};
-use crate::seal::{CurrentDataKeys, DataKeys, SealError};
+use crate::seal::{CurrentDataKeys, SealError};
 use crate::signing::CurrentKey;
 use connectors::domain::{FiscalCode, OrgFiscalCode};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
@@ -240,9 +240,10 @@ pub struct Keys {
     pub audit: Arc<CurrentKey>,
 }
 
+#[cfg(test)]
 impl Keys {
     /// Data keys only, no signing.
-    pub fn data_only(data: Arc<DataKeys>) -> Keys {
+    pub(crate) fn data_only(data: Arc<crate::seal::DataKeys>) -> Keys {
         Keys { data: Arc::new(CurrentDataKeys::new(data)), audit: Arc::default() }
     }
 }

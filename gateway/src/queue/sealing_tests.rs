@@ -2,6 +2,7 @@
 
 use super::tests::keys;
 use super::*;
+use crate::seal::DataKeys;
 use std::collections::BTreeMap;
 
 fn limits() -> Limits {

@@ -1,6 +1,7 @@
 //! Queue tests on real SQLite files in a temp dir.
 
 use super::*;
+use crate::seal::DataKeys;
 use connectors::domain::OrgFiscalCode;
 
 /// The same keys for every open of a test's database.

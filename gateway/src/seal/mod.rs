@@ -117,17 +117,6 @@ impl DataKeys {
         Some(DataKeys { keys, current, index: hmac::Key::new(hmac::HMAC_SHA256, index), nonces: Nonces::new() })
     }
 
-    /// Fresh keys that live only in memory (tests, the sandbox's demo): whatever they seal
-    /// is unreadable once they are dropped.
-    pub fn ephemeral() -> Result<DataKeys, SealError> {
-        let rng = SystemRandom::new();
-        let mut data = [0u8; 32];
-        let mut index = [0u8; 32];
-        rng.fill(&mut data).map_err(|_| SealError::Random)?;
-        rng.fill(&mut index).map_err(|_| SealError::Random)?;
-        DataKeys::from_bytes(&BTreeMap::from([(1, data)]), &index).ok_or(SealError::Random)
-    }
-
     /// The number of the key that seals.
     pub fn current(&self) -> u32 {
         self.current
