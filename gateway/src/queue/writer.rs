@@ -8,7 +8,8 @@ use super::{now_millis, storage, Accepted, Change, Keys, Limits, NewRecord, Queu
 use rusqlite::{Connection, TransactionBehavior};
 use std::path::PathBuf;
 use std::sync::mpsc;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
@@ -24,12 +25,13 @@ const DISK_CHECK_EVERY: Duration = Duration::from_secs(1);
 /// counting what this writer adds; states that other writers finalise are seen late,
 /// which only delays lifting backpressure a little.
 const RECOUNT_EVERY: Duration = Duration::from_secs(30);
-/// Every this many commits the writer finishes the checkpoint itself, after answering
-/// its callers. The checkpoint thread copies most pages concurrently, but with a writer
-/// always busy it never catches up fully, and SQLite restarts the WAL from its start
-/// only after a complete checkpoint: without this the WAL grows without end and every
-/// commit appends to it, which makes each fsync slower.
-const TAIL_CHECKPOINT_EVERY: u32 = 256;
+/// The writer finishes a WAL checkpoint itself, after answering its callers, when the
+/// checkpoint thread says it is cheap (see `checkpoint`), or after this many commits
+/// whatever it costs. The checkpoint thread copies most pages concurrently, but with a
+/// writer always busy it never catches up fully, and SQLite restarts the WAL from its
+/// start only after a complete checkpoint: without this the WAL grows without end and
+/// every commit appends to it, which makes each fsync slower.
+const TAIL_CHECKPOINT_AT_LEAST_EVERY: u32 = 4096;
 /// The writer signs a checkpoint of the audit trail's head once this many entries are
 /// past the last one, or this long after its last, whichever comes first (if the head
 /// moved), and when it closes.
@@ -67,6 +69,7 @@ impl Writer {
         retention: Retention,
         directory: PathBuf,
         keys: Keys,
+        tail_due: Arc<AtomicBool>,
     ) -> Result<Writer, QueueError> {
         let mut state = WriterState {
             conn,
@@ -78,6 +81,7 @@ impl Writer {
             counted_at: Instant::now(),
             disk_checked_at: Instant::now(),
             commits_since_checkpoint: 0,
+            tail_due,
             refusing: None,
             keys,
             noted_keys: None,
@@ -148,6 +152,8 @@ struct WriterState {
     counted_at: Instant,
     disk_checked_at: Instant,
     commits_since_checkpoint: u32,
+    /// Raised by the checkpoint thread when finishing its checkpoint is cheap.
+    tail_due: Arc<AtomicBool>,
     /// Why new messages are being refused, if they are: logged once when it starts.
     refusing: Option<&'static str>,
     /// The data keys that seal, and the key that signs the audit checkpoints (`None`
@@ -287,7 +293,9 @@ impl WriterState {
                     }
                 }
                 self.commits_since_checkpoint += 1;
-                if self.commits_since_checkpoint >= TAIL_CHECKPOINT_EVERY {
+                if self.tail_due.swap(false, Ordering::Acquire)
+                    || self.commits_since_checkpoint >= TAIL_CHECKPOINT_AT_LEAST_EVERY
+                {
                     self.commits_since_checkpoint = 0;
                     if let Err(e) = self.conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
                         log::warn!(error:display = e; "WAL checkpoint failed; will retry");
