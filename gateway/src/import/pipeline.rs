@@ -17,7 +17,7 @@ pub(super) enum Stage {
         /// The queue's data keys: each message is sealed as its batch is built.
         keys: Arc<DataKeys>,
     },
-    DryRun(Option<Importer>),
+    DryRun(Option<Box<Importer>>),
 }
 
 pub(super) struct WriterThread {
@@ -72,7 +72,7 @@ impl Stage {
     }
 
     pub(super) fn dry_run(importer: Option<Importer>) -> Stage {
-        Stage::DryRun(importer)
+        Stage::DryRun(importer.map(Box::new))
     }
 
     pub(super) fn stopped(&self) -> bool {
