@@ -28,6 +28,9 @@ pub(super) struct Policy {
     every: Duration,
     /// Fewest frames (pages) in the WAL worth restarting it for.
     min_wal_frames: i64,
+    /// Commits after which the writer finishes a checkpoint even if this thread never
+    /// asked (a bound on the WAL if a reader keeps every run from completing).
+    tail_at_least_every: u32,
 }
 
 impl Policy {
@@ -37,14 +40,38 @@ impl Policy {
     /// costs the writer a 20–40 ms fsync of the database file: once per 64 MiB of WAL
     /// (every few seconds) keeps that out of the p99, and a WAL left to grow to hundreds
     /// of MiB cost 15% of intake at 16 clients.
-    pub(super) const INTAKE: Policy = Policy { every: Duration::from_millis(50), min_wal_frames: 16384 };
-    /// An import: runs back to back, a tail once the WAL holds 256 MiB.
-    pub(super) const IMPORT: Policy = Policy { every: Duration::from_millis(5), min_wal_frames: 65536 };
+    pub(super) const INTAKE: Policy =
+        Policy { every: Duration::from_millis(50), min_wal_frames: 16384, tail_at_least_every: 4096 };
+    /// An import: runs back to back, a tail once the WAL holds 256 MiB (and at least every
+    /// 1,000 batches: about 1.6 GB of WAL).
+    pub(super) const IMPORT: Policy =
+        Policy { every: Duration::from_millis(5), min_wal_frames: 65536, tail_at_least_every: 1000 };
 
     /// After a run that copied every frame it saw (`copied` of the `frames` in the WAL
     /// when it started), only what the writer added since is left: a tail is cheap.
     fn wants_tail(&self, frames: i64, copied: i64) -> bool {
         frames >= self.min_wal_frames && copied == frames
+    }
+}
+
+/// The writer's side: after each of its commits, finishes a checkpoint when the thread
+/// asked for one, or after the policy's most commits whatever it costs.
+pub(super) struct Tail {
+    due: Arc<AtomicBool>,
+    commits: u32,
+    at_least_every: u32,
+}
+
+impl Tail {
+    /// Call after each commit on the writer's connection, once its callers are answered.
+    pub(super) fn after_commit(&mut self, conn: &rusqlite::Connection) {
+        self.commits += 1;
+        if self.due.swap(false, Ordering::Acquire) || self.commits >= self.at_least_every {
+            self.commits = 0;
+            if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                log::warn!(error:display = e; "WAL checkpoint failed; will retry");
+            }
+        }
     }
 }
 
@@ -55,12 +82,10 @@ pub(super) struct Checkpointer {
 
 impl Checkpointer {
     /// Starts checkpointing through `conn` (a connection of its own) as `policy` says;
-    /// raises `tail_due` when the writer should finish a checkpoint.
-    pub(super) fn start(
-        conn: rusqlite::Connection,
-        policy: Policy,
-        tail_due: Arc<AtomicBool>,
-    ) -> std::io::Result<Checkpointer> {
+    /// the writer calls the returned [`Tail`] after each of its commits.
+    pub(super) fn start(conn: rusqlite::Connection, policy: Policy) -> std::io::Result<(Checkpointer, Tail)> {
+        let tail_due = Arc::new(AtomicBool::new(false));
+        let tail = Tail { due: Arc::clone(&tail_due), commits: 0, at_least_every: policy.tail_at_least_every };
         let (stop, stopped) = mpsc::channel::<()>();
         let thread = std::thread::Builder::new().name("queue-checkpoint".into()).spawn(move || {
             while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(policy.every) {
@@ -76,7 +101,7 @@ impl Checkpointer {
                 }
             }
         })?;
-        Ok(Checkpointer { stop: Mutex::new(Some(stop)), thread: Mutex::new(Some(thread)) })
+        Ok((Checkpointer { stop: Mutex::new(Some(stop)), thread: Mutex::new(Some(thread)) }, tail))
     }
 
     pub(super) fn stop(&self) {

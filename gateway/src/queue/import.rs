@@ -24,7 +24,7 @@
 //! that holds personal data is stored as its keyed hash (see [`DedupKey`] and `sealing`).
 
 use super::audit::{self, Trail};
-use super::checkpoint::{Checkpointer, Policy};
+use super::checkpoint::{Checkpointer, Policy, Tail};
 use super::{now_millis, open_connection, schema, sealing, storage, Priority, QueueError, Sealed, State};
 use crate::config::{ClientName, ServiceName};
 use crate::seal::DataKeys;
@@ -32,7 +32,6 @@ use crate::signing::SigningKey;
 use connectors::domain::OrgFiscalCode;
 use rusqlite::{Connection, TransactionBehavior};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -40,9 +39,6 @@ use std::time::{Duration, Instant};
 const IMPORT_CACHE_KIB: i64 = 32 * 1024;
 /// How long a count of pending messages is trusted.
 const RECOUNT_EVERY: Duration = Duration::from_secs(30);
-/// Batch commits after which the importer finishes a checkpoint even if the checkpoint
-/// thread never found it cheap (about 1.6 GB of WAL at most).
-const TAIL_AT_LEAST_EVERY: u32 = 1000;
 
 /// The client name imported messages are stored under (never a configured client's name).
 pub const IMPORT_CLIENT: &str = "import";
@@ -119,11 +115,10 @@ pub struct Importer {
     keys: Arc<DataKeys>,
     /// Whether the keys in use were recorded (`sealing::note_keys`) by this importer.
     keys_noted: bool,
-    /// Copies the WAL back into the database meanwhile (stopped when dropped); raises
-    /// `tail_due` when this connection should finish a checkpoint.
+    /// Copies the WAL back into the database meanwhile (stopped when dropped); `tail`
+    /// finishes a checkpoint on this connection when it says so.
     _checkpointer: Checkpointer,
-    tail_due: Arc<AtomicBool>,
-    commits_since_tail: u32,
+    tail: Tail,
 }
 
 impl Importer {
@@ -141,8 +136,7 @@ impl Importer {
             conn.pragma_update(None, "wal_autocheckpoint", 0)
         };
         tune(&conn).map_err(|source| QueueError::OpenDatabase { path: path.to_path_buf(), source })?;
-        let tail_due = Arc::new(AtomicBool::new(false));
-        let checkpointer = Checkpointer::start(open_connection(path)?, Policy::IMPORT, Arc::clone(&tail_due))
+        let (checkpointer, tail) = Checkpointer::start(open_connection(path)?, Policy::IMPORT)
             .map_err(|source| QueueError::Thread { thread: "import checkpoint", source })?;
         let client = IMPORT_CLIENT.parse().map_err(|reason| QueueError::Corrupt { what: reason })?;
         let directory = super::database_directory(path).to_path_buf();
@@ -157,8 +151,7 @@ impl Importer {
             keys,
             keys_noted: false,
             _checkpointer: checkpointer,
-            tail_due,
-            commits_since_tail: 0,
+            tail,
         })
     }
 
@@ -260,22 +253,10 @@ impl Importer {
         }
         tx.commit().map_err(storage("committing an import batch"))?;
         self.keys_noted = true;
-        self.finish_checkpoint_if_due();
+        self.tail.after_commit(&self.conn);
         let counted = self.pending.map_or_else(Instant::now, |(_, at)| at);
         self.pending = Some((pending + outcome.inserted, counted));
         Ok(outcome)
-    }
-
-    /// Finishes the checkpoint thread's work when it says little is left, so that the WAL
-    /// starts again from its beginning (see `checkpoint`).
-    fn finish_checkpoint_if_due(&mut self) {
-        self.commits_since_tail += 1;
-        if self.tail_due.swap(false, Ordering::Acquire) || self.commits_since_tail >= TAIL_AT_LEAST_EVERY {
-            self.commits_since_tail = 0;
-            if let Err(e) = self.conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-                log::warn!(error:display = e; "import: WAL checkpoint failed; will retry");
-            }
-        }
     }
 
     /// Keeps a template's text (once per distinct text) and returns its digest, the key

@@ -330,13 +330,11 @@ impl Queue {
         let reader = open_connection(path)?;
         conn.pragma_update(None, "wal_autocheckpoint", 0)
             .map_err(|source| QueueError::OpenDatabase { path: path.to_path_buf(), source })?;
-        let tail_due = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let checkpointer =
-            checkpoint::Checkpointer::start(open_connection(path)?, checkpoint::Policy::INTAKE, Arc::clone(&tail_due))
-                .map_err(|source| QueueError::Thread { thread: "checkpoint", source })?;
+        let (checkpointer, tail) = checkpoint::Checkpointer::start(open_connection(path)?, checkpoint::Policy::INTAKE)
+            .map_err(|source| QueueError::Thread { thread: "checkpoint", source })?;
         let directory = database_directory(path).to_path_buf();
         let data_keys = Arc::clone(&keys.data);
-        let writer = writer::Writer::start(conn, limits, retention, directory, keys, tail_due)?;
+        let writer = writer::Writer::start(conn, limits, retention, directory, keys, tail)?;
         Ok(Queue { checkpointer, writer, reader: Arc::new(Mutex::new(reader)), data_keys })
     }
 

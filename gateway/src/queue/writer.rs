@@ -2,14 +2,14 @@
 //! backpressure, retention, and the audit trail's entries and signed checkpoints.
 
 use super::audit::Trail;
+use super::checkpoint::Tail;
 use super::sealing;
 use super::writes::{admit, apply_change};
 use super::{now_millis, storage, Accepted, Change, Keys, Limits, NewRecord, QueueError, Retention, State};
 use rusqlite::{Connection, TransactionBehavior};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
@@ -25,13 +25,6 @@ const DISK_CHECK_EVERY: Duration = Duration::from_secs(1);
 /// counting what this writer adds; states that other writers finalise are seen late,
 /// which only delays lifting backpressure a little.
 const RECOUNT_EVERY: Duration = Duration::from_secs(30);
-/// The writer finishes a WAL checkpoint itself, after answering its callers, when the
-/// checkpoint thread says it is cheap (see `checkpoint`), or after this many commits
-/// whatever it costs. The checkpoint thread copies most pages concurrently, but with a
-/// writer always busy it never catches up fully, and SQLite restarts the WAL from its
-/// start only after a complete checkpoint: without this the WAL grows without end and
-/// every commit appends to it, which makes each fsync slower.
-const TAIL_CHECKPOINT_AT_LEAST_EVERY: u32 = 4096;
 /// The writer signs a checkpoint of the audit trail's head once this many entries are
 /// past the last one, or this long after its last, whichever comes first (if the head
 /// moved), and when it closes.
@@ -69,7 +62,7 @@ impl Writer {
         retention: Retention,
         directory: PathBuf,
         keys: Keys,
-        tail_due: Arc<AtomicBool>,
+        tail: Tail,
     ) -> Result<Writer, QueueError> {
         let mut state = WriterState {
             conn,
@@ -80,8 +73,7 @@ impl Writer {
             free_bytes: u64::MAX,
             counted_at: Instant::now(),
             disk_checked_at: Instant::now(),
-            commits_since_checkpoint: 0,
-            tail_due,
+            tail,
             refusing: None,
             keys,
             noted_keys: None,
@@ -151,9 +143,11 @@ struct WriterState {
     free_bytes: u64,
     counted_at: Instant,
     disk_checked_at: Instant,
-    commits_since_checkpoint: u32,
-    /// Raised by the checkpoint thread when finishing its checkpoint is cheap.
-    tail_due: Arc<AtomicBool>,
+    /// Finishes a WAL checkpoint after a commit when the checkpoint thread says so: the
+    /// checkpoint thread copies most pages concurrently, but with a writer always busy
+    /// it never empties the WAL, and SQLite restarts the WAL from its start only after a
+    /// complete checkpoint (see `checkpoint`).
+    tail: Tail,
     /// Why new messages are being refused, if they are: logged once when it starts.
     refusing: Option<&'static str>,
     /// The data keys that seal, and the key that signs the audit checkpoints (`None`
@@ -292,15 +286,7 @@ impl WriterState {
                         }
                     }
                 }
-                self.commits_since_checkpoint += 1;
-                if self.tail_due.swap(false, Ordering::Acquire)
-                    || self.commits_since_checkpoint >= TAIL_CHECKPOINT_AT_LEAST_EVERY
-                {
-                    self.commits_since_checkpoint = 0;
-                    if let Err(e) = self.conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-                        log::warn!(error:display = e; "WAL checkpoint failed; will retry");
-                    }
-                }
+                self.tail.after_commit(&self.conn);
             }
             Err(error) => {
                 log::error!(error:display = error, batch = batch.len(); "a batch could not be committed; none of it took effect");
