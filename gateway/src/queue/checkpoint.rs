@@ -37,7 +37,7 @@ impl Policy {
     /// The daemon's writer: a run every 50 ms, a tail once the WAL holds 64 MiB — the size
     /// its file keeps after a restart (`journal_size_limit`), so commits overwrite blocks
     /// already allocated instead of growing the file. Measured at 64 clients, a tail
-    /// costs the writer a 20–40 ms fsync of the database file: once per 64 MiB of WAL
+    /// costs the writer a 20–57 ms fsync of the database file: once per 64 MiB of WAL
     /// (every few seconds) keeps that out of the p99, and a WAL left to grow to hundreds
     /// of MiB cost 15% of intake at 16 clients.
     pub(super) const INTAKE: Policy =
