@@ -355,8 +355,20 @@ fn optional_bool(v: &mut Vec<Violation>, field: &str, value: Option<&Value>) -> 
     }
 }
 
-fn check_length(v: &mut Vec<Violation>, field: &str, text: &str, (min, max): (usize, usize)) {
-    let length = utf16_length(text);
+fn check_length(v: &mut Vec<Violation>, field: &str, text: &str, bounds: (usize, usize)) {
+    check_units(v, field, utf16_length(text), bounds);
+}
+
+/// The violations [`Content::new`] would report for a subject and markdown of these
+/// lengths (UTF-16 code units, see [`crate::template::Template::measure`]).
+pub fn content_length_violations(subject: usize, markdown: usize) -> Vec<Violation> {
+    let mut v = Vec::new();
+    check_units(&mut v, "content.subject", subject, SUBJECT_LENGTH);
+    check_units(&mut v, "content.markdown", markdown, MARKDOWN_LENGTH);
+    v
+}
+
+fn check_units(v: &mut Vec<Violation>, field: &str, length: usize, (min, max): (usize, usize)) {
     if !(min..=max).contains(&length) {
         v.push(violation(field, &format!("must be {min} to {max} characters long, is {length}")));
     }
@@ -368,7 +380,7 @@ fn check_length(v: &mut Vec<Violation>, field: &str, text: &str, (min, max): (us
 /// one per byte that starts a 4-byte character (`11110xxx`), the only ones outside the BMP.
 /// 64 bytes at a time, which the compiler vectorizes: several times faster than
 /// `encode_utf16().count()` on a long markdown.
-fn utf16_length(text: &str) -> usize {
+pub(crate) fn utf16_length(text: &str) -> usize {
     // At most 2 units per byte: a block's count fits in a u8.
     let units = |bytes: &[u8]| -> u8 {
         bytes.iter().map(|&byte| u8::from((byte & 0xC0) != 0x80) + u8::from(byte >= 0xF0)).sum()

@@ -45,7 +45,7 @@ use std::fmt;
 
 use crate::domain::EuroCents;
 
-pub use message::{id_card_message, payment_fields, payment_message, MessageError};
+pub use message::{check_payment, id_card_message, payment_fields, payment_message, MessageError};
 
 /// A language a template can be written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -188,6 +188,8 @@ struct Pattern {
     segments: Vec<Segment>,
     /// Bytes of literal text: the least a rendering needs.
     literal_bytes: usize,
+    /// Length of the literal text as IO counts it (UTF-16 code units).
+    literal_units: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -228,6 +230,15 @@ pub struct RenderError {
     pub language: Language,
     /// Placeholder names without a value, in order of first use.
     pub missing: Vec<&'static str>,
+}
+
+/// The lengths a template's rendering would have, as IO counts them (UTF-16 code units).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Measured {
+    /// The language measured: the one asked for, or Italian when the template lacks it.
+    pub language: Language,
+    pub subject: usize,
+    pub markdown: usize,
 }
 
 /// A template rendered in one language.
@@ -272,6 +283,20 @@ impl Template {
         Ok(Rendered { language: text.language, subject, markdown })
     }
 
+    /// The lengths [`Template::render`] would give, with the same error, without building
+    /// the texts: what an import checks for every language of every record, where the
+    /// texts themselves are only built when the message is sent.
+    pub fn measure(&self, language: Language, fields: &Fields) -> Result<Measured, RenderError> {
+        let text = self.text(language);
+        let mut missing = Vec::new();
+        let subject = text.subject.measure(text.language, fields, &mut missing);
+        let markdown = text.markdown.measure(text.language, fields, &mut missing);
+        if !missing.is_empty() {
+            return Err(RenderError { template: self.name.clone(), language: text.language, missing });
+        }
+        Ok(Measured { language: text.language, subject, markdown })
+    }
+
     fn text(&self, language: Language) -> &Text {
         self.others.iter().find(|text| text.language == language).unwrap_or(&self.italian)
     }
@@ -292,6 +317,20 @@ impl Pattern {
         }
         out
     }
+
+    /// The UTF-16 length of [`Pattern::render`]'s text.
+    fn measure(&self, language: Language, fields: &Fields, missing: &mut Vec<&'static str>) -> usize {
+        let mut units = self.literal_units;
+        for segment in &self.segments {
+            let Segment::Placeholder(name) = segment else { continue };
+            match fields.get(name) {
+                Some(value) => units += format::value_units(value, language),
+                None if missing.contains(name) => {}
+                None => missing.push(name),
+            }
+        }
+        units
+    }
 }
 
 fn join<T: fmt::Display>(items: &[T]) -> String {
@@ -300,3 +339,6 @@ fn join<T: fmt::Display>(items: &[T]) -> String {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod measure_tests;

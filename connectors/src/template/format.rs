@@ -41,6 +41,33 @@ pub(super) fn write_value(out: &mut String, value: &Value, language: Language) {
     }
 }
 
+/// The length of [`write_value`]'s text as IO counts it (UTF-16 code units), computed
+/// rather than written: an import measures every placeholder of every language.
+pub(super) fn value_units(value: &Value, language: Language) -> usize {
+    let digits = |value: u64| Digits::of(value).len();
+    match value {
+        Value::Text(text) => crate::message::utf16_length(text),
+        Value::Amount(amount) => {
+            let whole = digits(amount.cents() / 100);
+            // Thousands separators, the decimal separator and 2 decimals; the euro sign
+            // (one unit) before in English, after a space otherwise.
+            let euro = if language == Language::En { 1 } else { 2 };
+            whole + (whole - 1) / 3 + 3 + euro
+        }
+        Value::Date(day) => 6 + digits(day.year().unsigned_abs().into()).max(4) + usize::from(day.year() < 0),
+        Value::Installment(None) => 0,
+        Value::Installment(Some((n, of))) => {
+            let words = match language {
+                Language::It => "rata ".len() + " di ".len(),
+                Language::En => "instalment ".len() + " of ".len(),
+                Language::De => "Rate ".len() + " von ".len(),
+            };
+            words + digits((*n).into()) + digits((*of).into())
+        }
+        Value::Number(number) => usize::from(*number < 0) + digits(number.unsigned_abs()),
+    }
+}
+
 /// `1.020,99 €` (it, de) or `€1,020.99` (en).
 fn write_amount(out: &mut String, amount: EuroCents, language: Language) {
     let (thousands, decimal) = if language == Language::En { (',', '.') } else { ('.', ',') };

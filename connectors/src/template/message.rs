@@ -1,9 +1,9 @@
 //! Templates turned into IO messages: a payment notice's or an ID-card record's message in
 //! one language, checked against IO's limits.
 
-use super::{join, Fields, Kind, Language, RenderError, Rendered, Template, Value, PAYMENT_PLACEHOLDERS};
+use super::{join, Fields, Kind, Language, Measured, RenderError, Rendered, Template, Value, PAYMENT_PLACEHOLDERS};
 use crate::domain::{due_date_end_of_day, FiscalCode, TestRecipient};
-use crate::message::{Content, FeatureLevel, NewMessage, PaymentData, Violation};
+use crate::message::{content_length_violations, Content, FeatureLevel, NewMessage, PaymentData, Violation};
 use crate::payment::PaymentNotice;
 
 /// Why a record could not become an IO message.
@@ -64,6 +64,24 @@ pub fn payment_message(
     build(rendered, recipient, notice.due_date, Some(payment_data), violations)
 }
 
+/// What [`payment_message`] decides for the same arguments — the recipient when the
+/// message is valid, the same error otherwise — without building the message: the texts
+/// are measured, not rendered ([`Template::measure`]). `fields` are `payment_fields(notice)`,
+/// which a caller checking several languages builds once.
+pub fn check_payment(
+    template: &Template,
+    notice: &PaymentNotice,
+    fields: &Fields,
+    language: Language,
+    test: TestRecipient,
+) -> Result<FiscalCode, MessageError> {
+    expect_kind(template, Kind::Payment)?;
+    let mut violations = Vec::new();
+    let recipient = recipient(&notice.debtor_fiscal_code, test, &mut violations)?;
+    let measured = template.measure(language, fields)?;
+    check(measured, recipient, notice.due_date, violations)
+}
+
 /// The IO message for an ID-card reminder, from already extracted `fields`; `due` (the
 /// card's expiry, say) becomes the due date at the end of that day in Rome.
 pub fn id_card_message(
@@ -104,6 +122,23 @@ fn recipient(
             violations.push(Violation { field: "fiscal_code".to_owned(), reason: error.to_string() });
             Ok(None)
         }
+    }
+}
+
+/// [`build`]'s decision on measured texts.
+fn check(
+    measured: Measured,
+    recipient: Option<FiscalCode>,
+    due: Option<jiff::civil::Date>,
+    mut violations: Vec<Violation>,
+) -> Result<FiscalCode, MessageError> {
+    if let Some(Err(error)) = due.map(due_date_end_of_day) {
+        violations.push(Violation { field: "content.due_date".to_owned(), reason: error.to_string() });
+    }
+    violations.extend(content_length_violations(measured.subject, measured.markdown));
+    match recipient {
+        Some(recipient) if violations.is_empty() => Ok(recipient),
+        _ => Err(MessageError::Invalid { language: measured.language, violations }),
     }
 }
 

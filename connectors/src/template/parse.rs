@@ -127,7 +127,7 @@ impl Pattern {
             segments.push(Segment::Literal(literal));
         }
         let pattern = Pattern::from_segments(segments);
-        let length: usize = pattern.literals().map(|literal| literal.encode_utf16().count()).sum();
+        let length = pattern.literal_units;
         if length > max_length {
             let reason = format!("is {length} characters long before placeholders are filled; IO allows {max_length}");
             problems.push(problem(at, &reason));
@@ -136,8 +136,9 @@ impl Pattern {
     }
 
     fn from_segments(segments: Vec<Segment>) -> Pattern {
-        let mut pattern = Pattern { segments, literal_bytes: 0 };
+        let mut pattern = Pattern { segments, literal_bytes: 0, literal_units: 0 };
         pattern.literal_bytes = pattern.literals().map(str::len).sum();
+        pattern.literal_units = pattern.literals().map(crate::message::utf16_length).sum();
         pattern
     }
 

@@ -129,9 +129,9 @@ impl Builder<'_> {
             return;
         }
         match recipe::validate_notice(&notice, &self.job.template, self.job.test_recipient) {
-            Ok(message) => {
+            Ok(recipient) => {
                 let key = DedupKey::Public(format!("payment:{}", notice.dedup_key()));
-                self.message(&message, &Recipe::payment(&notice), key)
+                self.message(&recipient, &Recipe::payment(&notice), key)
             }
             Err(error) => {
                 let record = format!("notice {}", notice.notice_number.as_str());
@@ -165,18 +165,20 @@ impl Builder<'_> {
         };
         let recipe = Recipe::id_card(&resident, &fiscal_code, &reminder, job.today);
         match recipe.validate(&job.template, job.test_recipient) {
-            Ok(message) => {
-                self.message(&message, &recipe, DedupKey::Personal(reminder.dedup_key(fiscal_code.as_str())))
+            Ok(recipient) => {
+                self.message(&recipient, &recipe, DedupKey::Personal(reminder.dedup_key(fiscal_code.as_str())))
             }
             Err(error) => self.fail(Some(resident.location), "", error_field(&error), &error.to_string()),
         }
     }
 
-    /// Queues a validated message (its Italian rendering is `message`) as its recipe.
-    fn message(&mut self, message: &NewMessage, recipe: &Recipe, dedup_key: DedupKey) {
+    /// Queues a validated message to `recipient` as its recipe.
+    fn message(&mut self, recipient: &FiscalCode, recipe: &Recipe, dedup_key: DedupKey) {
         self.outcome.messages += 1;
         if self.outcome.sample.is_none() {
-            self.outcome.sample = Some(sample(message, &self.job.template));
+            // Validated, so it renders; the first message only.
+            let italian = recipe.render(&self.job.template, Language::It, self.job.test_recipient);
+            self.outcome.sample = italian.ok().map(|message| sample(&message, &self.job.template));
         }
         let template = match &mut self.stage {
             Stage::DryRun(importer) => {
@@ -188,7 +190,7 @@ impl Builder<'_> {
             Stage::Queue { template, keys, .. } => (*template, Arc::clone(keys)),
         };
         let (template, keys) = template;
-        let sealed = match Sealed::recipe(&keys, message.fiscal_code(), &recipe.to_bytes()) {
+        let sealed = match Sealed::recipe(&keys, recipient, &recipe.to_bytes()) {
             Ok(sealed) => sealed,
             Err(error) => {
                 // Only the system's random source can fail here: stop, as a queue refusal would.
