@@ -3,7 +3,7 @@
 use super::pipeline::{Counted, Stage};
 use super::recipe::{self, Recipe};
 use super::{Format, Job, Outcome, Progress, Report, BATCH};
-use crate::queue::{DedupKey, ImportedMessage, Sealed};
+use crate::queue::{DedupKey, ImportBatch, ImportedMessage, Sealed};
 use connectors::anpr::{self, Entry, Resident};
 use connectors::campaign;
 use connectors::domain::FiscalCode;
@@ -26,6 +26,7 @@ pub(super) struct Builder<'a> {
     pub(super) outcome: Outcome,
     pub(super) report: &'a mut Report,
     pub(super) progress: &'a mut Progress,
+    /// Messages of the batch being built; what they share is added when it is sent.
     pub(super) batch: Vec<ImportedMessage>,
 }
 
@@ -180,16 +181,15 @@ impl Builder<'_> {
             let italian = recipe.render(&self.job.template, Language::It, self.job.test_recipient);
             self.outcome.sample = italian.ok().map(|message| sample(&message, &self.job.template));
         }
-        let template = match &mut self.stage {
+        let keys = match &mut self.stage {
             Stage::DryRun(importer) => {
                 if importer.as_ref().is_some_and(|i| i.contains(&dedup_key).unwrap_or(false)) {
                     self.outcome.duplicates += 1;
                 }
                 return;
             }
-            Stage::Queue { template, keys, .. } => (*template, Arc::clone(keys)),
+            Stage::Queue { keys, .. } => Arc::clone(keys),
         };
-        let (template, keys) = template;
         let sealed = match Sealed::recipe(&keys, recipient, &recipe.to_bytes()) {
             Ok(sealed) => sealed,
             Err(error) => {
@@ -198,25 +198,26 @@ impl Builder<'_> {
                 return;
             }
         };
-        self.batch.push(ImportedMessage {
-            institution: self.job.institution.clone(),
-            service: self.job.service.clone(),
-            priority: self.job.priority,
-            template,
-            sealed,
-            dedup_key: dedup_key.stored(&keys),
-            source: self.source.clone(),
-        });
+        self.batch.push(ImportedMessage { sealed, dedup_key: dedup_key.stored(&keys) });
         if self.batch.len() >= BATCH {
             self.flush();
         }
     }
 
     pub(super) fn flush(&mut self) {
-        if !self.batch.is_empty() {
-            let batch = std::mem::take(&mut self.batch);
-            self.stage.send(batch);
+        let Stage::Queue { template, .. } = &self.stage else { return };
+        if self.batch.is_empty() {
+            return;
         }
+        let batch = ImportBatch {
+            institution: self.job.institution.clone(),
+            service: self.job.service.clone(),
+            priority: self.job.priority,
+            template: *template,
+            source: self.source.clone(),
+            messages: std::mem::replace(&mut self.batch, self.stage.empty_batch()),
+        };
+        self.stage.send(batch);
     }
 
     fn rejected(&mut self, error: &RecordError) {

@@ -17,7 +17,15 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Row};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-const ENTRY_COLUMNS: &str = "seq, at_ms, kind, message_id, actor, detail, prev_hash, hash";
+macro_rules! entry_columns {
+    () => {
+        "seq, at_ms, kind, message_id, actor, detail, prev_hash, hash"
+    };
+}
+const ENTRY_COLUMNS: &str = entry_columns!();
+/// A constant, not formatted per call: an import appends a million entries.
+const INSERT_ENTRY: &str =
+    concat!("INSERT INTO audit (", entry_columns!(), ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
 
 /// The trail as one write transaction sees it. Its head is read from the database on
 /// first use, never carried over from another transaction.
@@ -34,9 +42,7 @@ impl Trail {
     /// Appends `event` at `at_ms` through `tx`, a transaction that holds the write lock.
     pub(super) fn append(&mut self, tx: &Connection, event: Event, at_ms: i64) -> Result<u64, QueueError> {
         let entry = self.chain(tx)?.append(event, at_ms)?;
-        let mut insert = tx
-            .prepare_cached(&format!("INSERT INTO audit ({ENTRY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"))
-            .map_err(storage("preparing an audit entry"))?;
+        let mut insert = tx.prepare_cached(INSERT_ENTRY).map_err(storage("preparing an audit entry"))?;
         insert
             .execute(rusqlite::params![
                 sql_seq(entry.seq)?,

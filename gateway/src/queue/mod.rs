@@ -46,7 +46,7 @@ mod state;
 mod writer;
 mod writes;
 
-pub use import::{template_digest, BatchOutcome, DedupKey, ImportedMessage, Importer, IMPORT_CLIENT};
+pub use import::{template_digest, BatchOutcome, DedupKey, ImportBatch, ImportedMessage, Importer, IMPORT_CLIENT};
 pub use schema::{MigrationError, CURRENT_VERSION};
 pub use sealing::{load_data_keys, Sealed};
 pub use state::{Priority, State};
@@ -279,6 +279,8 @@ pub enum QueueError {
         "the queue database {path} is not in {expected} mode (found {found:?}): refusing to run without durability"
     )]
     Durability { path: PathBuf, expected: &'static str, found: String },
+    #[error("cannot flush the queue's journal {path} to disk: {source}")]
+    Sync { path: PathBuf, source: std::io::Error },
     #[error("cannot start the {thread} thread: {source}")]
     Thread { thread: &'static str, source: std::io::Error },
     #[error("the queue is shutting down")]

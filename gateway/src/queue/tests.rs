@@ -303,3 +303,38 @@ fn a_bare_database_name_lives_in_the_current_directory() {
     assert_eq!(database_directory(Path::new("/var/lib/io-gateway/queue.db")), Path::new("/var/lib/io-gateway"));
     assert!(free_disk_bytes(database_directory(Path::new("queue.db"))).unwrap() > 0);
 }
+
+/// Import batches commit without flushing the WAL (see `import`'s module docs); `sync`
+/// flushes it, and the daemon's connections keep flushing at every commit.
+#[test]
+fn an_import_commits_without_a_flush_and_syncs_at_the_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.db");
+    let data = std::collections::BTreeMap::from([(1, [7u8; 32])]);
+    let keys = Arc::new(DataKeys::from_bytes(&data, &[8; 32]).unwrap());
+    let mut importer = Importer::open(&path, limits(), Arc::clone(&keys)).unwrap();
+    assert_eq!(importer.synchronous(), 1, "NORMAL");
+    assert_eq!(open_connection(&path).unwrap().query_row("PRAGMA synchronous", [], |r| r.get::<_, i64>(0)).unwrap(), 2);
+    let message = |n: u32| ImportedMessage {
+        sealed: Sealed::recipe(&keys, &recipient(), b"{}").unwrap(),
+        dedup_key: format!("payment:80000000010:3010000000000000{n:02}"),
+    };
+    let batch = ImportBatch {
+        institution: "80000000010".parse().unwrap(),
+        service: "tari".parse().unwrap(),
+        priority: Priority::Bulk,
+        template: [0; 32],
+        source: "gpd:test.json".into(),
+        messages: (0..3).map(message).collect(),
+    };
+    assert_eq!(importer.insert(&batch).unwrap(), BatchOutcome { inserted: 3, duplicates: 0 });
+    assert!(path.with_file_name("q.db-wal").exists());
+    importer.sync().unwrap();
+    assert_eq!(count(&path, "SELECT COUNT(*) FROM messages WHERE source = 'gpd:test.json'"), 3);
+    // A journal that cannot be flushed is an error that names it.
+    importer.wal = dir.path().join("no such directory").join("q.db-wal");
+    assert!(importer.sync().is_ok(), "no WAL: nothing to flush");
+    importer.wal = path.join("under a file");
+    let error = importer.sync().map(|_| ()).unwrap_err();
+    assert!(error.to_string().contains("cannot flush the queue's journal"), "{error}");
+}
