@@ -2,32 +2,12 @@
 //! texts and building the message. An import trusts them for every record, so each case
 //! here must decide exactly as the real thing.
 
+use super::tests::{notice, parse, ID_CARD, TARI};
 use super::*;
 use crate::domain::{FiscalCode, TestRecipient};
 use crate::message::utf16_length;
 use crate::payment::PaymentNotice;
 use jiff::civil::date;
-
-const TARI: &str = include_str!("../../../config/templates/tari.toml");
-const ID_CARD: &str = include_str!("../../../config/templates/carta-identita.toml");
-
-fn parse(text: &str) -> Template {
-    Template::parse("test", text).unwrap_or_else(|error| panic!("{error}"))
-}
-
-fn notice() -> PaymentNotice {
-    PaymentNotice {
-        debtor_fiscal_code: "BNCLRA85C52F205V".to_owned(),
-        debtor_name: Some("Laura Bianchi".to_owned()),
-        creditor: "80000000010".parse().expect("valid"),
-        notice_number: "301202500000000281".parse().expect("valid"),
-        amount: EuroCents::from_cents(102_099).expect("valid"),
-        due_date: Some(date(2025, 7, 31)),
-        description: "TARI 2025 - rata 1 di 2".to_owned(),
-        installment: Some((1, 2)),
-        year: Some(2025),
-    }
-}
 
 /// Notices whose texts differ in every way a length can: characters outside the BMP
 /// (two UTF-16 units), accented ones (several UTF-8 bytes, one unit), the euro sign, empty

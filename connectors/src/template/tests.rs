@@ -7,12 +7,12 @@ use crate::payment::PaymentNotice;
 use jiff::civil::date;
 use serde_json::json;
 
-const TARI: &str = include_str!("../../../config/templates/tari.toml");
-const ID_CARD: &str = include_str!("../../../config/templates/carta-identita.toml");
+pub(super) const TARI: &str = include_str!("../../../config/templates/tari.toml");
+pub(super) const ID_CARD: &str = include_str!("../../../config/templates/carta-identita.toml");
 const PAPER_ID_CARD: &str = include_str!("../../../config/templates/carta-identita-cartacea.toml");
 
 /// Installment 1 of 2 of the TARI 2025 sample: 150,00 € due 31 July 2025.
-fn notice() -> PaymentNotice {
+pub(super) fn notice() -> PaymentNotice {
     PaymentNotice {
         debtor_fiscal_code: "BNCLRA85C52F205V".to_owned(),
         debtor_name: Some("Laura Bianchi".to_owned()),
@@ -37,7 +37,7 @@ fn id_card_fields() -> Fields {
     fields
 }
 
-fn parse(text: &str) -> Template {
+pub(super) fn parse(text: &str) -> Template {
     Template::parse("test", text).unwrap_or_else(|error| panic!("{error}"))
 }
 
