@@ -2,9 +2,10 @@
 //! owns the `Importer`; the first refusal stops the reading side early.
 //!
 //! The writer hands each spent batch back, and the reading thread drops its messages and
-//! fills the same vector again: what one thread allocated is freed by that thread. Freeing
-//! them on the writer — the import's bottleneck — cost it ~5% of its time in the
-//! allocator's cross-thread bookkeeping (`perf`, a million-record import).
+//! fills the same vector again: what one thread allocated is freed by that thread. Freed
+//! on the writer — the import's bottleneck — they showed as ~5% of its time in the
+//! allocator's cross-thread bookkeeping (`perf`, a million-record import); the gain from
+//! moving them was within the machine's noise.
 
 use crate::queue::{BatchOutcome, ImportBatch, ImportedMessage, Importer, QueueError};
 use crate::seal::DataKeys;

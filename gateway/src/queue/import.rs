@@ -16,11 +16,11 @@
 //! durable; a power cut during an import loses at most its last few batches, and running
 //! it again queues them (below). Measured on a million-record import, flushing the WAL at
 //! every batch kept the importing thread — the import's bottleneck — waiting 4 of its 18
-//! s, each flush competing for the disk with the checkpoint thread's writes. A record
-//! whose `dedup_key`
-//! is already in the queue — from an earlier import of the same or an overlapping file,
-//! even one interrupted by a crash — is skipped and counted as a duplicate, so running an
-//! import again is always safe.
+//! s, each flush competing for the disk with the checkpoint thread's writes.
+//!
+//! A record whose `dedup_key` is already in the queue — from an earlier import of the same
+//! or an overlapping file, even one interrupted by a crash — is skipped and counted as a
+//! duplicate, so running an import again is always safe.
 //!
 //! WAL checkpoints run on a thread of their own (`checkpoint`, [`Policy::IMPORT`]): the
 //! importing thread only finishes one now and then, when little is left. Measured on a
