@@ -41,21 +41,15 @@ impl Trail {
 
     /// Appends `event` at `at_ms` through `tx`, a transaction that holds the write lock.
     pub(super) fn append(&mut self, tx: &Connection, event: Event, at_ms: i64) -> Result<u64, QueueError> {
-        let entry = self.chain(tx)?.append(event, at_ms)?;
-        let mut insert = tx.prepare_cached(INSERT_ENTRY).map_err(storage("preparing an audit entry"))?;
-        insert
-            .execute(rusqlite::params![
-                sql_seq(entry.seq)?,
-                entry.at_ms,
-                entry.kind.as_str(),
-                entry.message_id,
-                entry.actor,
-                entry.detail,
-                &entry.prev_hash[..],
-                &entry.hash[..],
-            ])
-            .map_err(storage("appending an audit entry"))?;
-        Ok(entry.seq)
+        self.appender(tx)?.append(event, at_ms)
+    }
+
+    /// Appends many entries through one prepared statement: for a writer recording a
+    /// whole batch (an import appends a million entries).
+    pub(super) fn appender<'t>(&'t mut self, tx: &'t Connection) -> Result<Appender<'t>, QueueError> {
+        let chain = self.chain(tx)?;
+        let insert = tx.prepare_cached(INSERT_ENTRY).map_err(storage("preparing an audit entry"))?;
+        Ok(Appender { chain, insert })
     }
 
     /// Entries past the newest checkpoint.
@@ -100,6 +94,32 @@ impl Trail {
     }
 }
 
+/// A [`Trail`] borrowed to append several entries in its transaction.
+pub(super) struct Appender<'t> {
+    chain: &'t mut Chain,
+    insert: rusqlite::CachedStatement<'t>,
+}
+
+impl Appender<'_> {
+    /// Appends `event` at `at_ms`; returns its seq.
+    pub(super) fn append(&mut self, event: Event, at_ms: i64) -> Result<u64, QueueError> {
+        let entry = self.chain.append(event, at_ms)?;
+        self.insert
+            .execute(rusqlite::params![
+                sql_seq(entry.seq)?,
+                entry.at_ms,
+                entry.kind.as_str(),
+                entry.message_id,
+                entry.actor,
+                entry.detail,
+                &entry.prev_hash[..],
+                &entry.hash[..],
+            ])
+            .map_err(storage("appending an audit entry"))?;
+        Ok(entry.seq)
+    }
+}
+
 /// The newest entry as a chain to append to; an empty trail starts a new chain.
 fn read_head(tx: &Connection) -> Result<Chain, QueueError> {
     let sql = format!("SELECT {ENTRY_COLUMNS} FROM audit ORDER BY seq DESC LIMIT 1");
@@ -121,9 +141,14 @@ fn last_checkpoint(tx: &Connection) -> Result<u64, QueueError> {
 
 /// A message committed to the queue, by `client` (a local client, or the import).
 pub(super) fn accepted(id: MessageId, client: &str) -> Event {
+    accepted_as_text(id.to_string(), client)
+}
+
+/// [`accepted`], for a caller that already holds the id as text.
+pub(super) fn accepted_as_text(id: String, client: &str) -> Event {
     Event {
         kind: Kind::Accepted,
-        message_id: Some(id.to_string()),
+        message_id: Some(id),
         actor: Some(client.to_string()),
         detail: State::Queued.as_sql().to_string(),
     }

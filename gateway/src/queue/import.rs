@@ -50,6 +50,14 @@ const IMPORT_CACHE_KIB: i64 = 32 * 1024;
 /// How long a count of pending messages is trusted.
 const RECOUNT_EVERY: Duration = Duration::from_secs(30);
 
+/// One imported message; `?2`–`?4`, `?6`–`?8`, `?10` and `?11` are the same for a whole batch.
+const INSERT_IMPORTED: &str =
+    "INSERT INTO messages (id, institution, service, client, fiscal_code, priority, state, body,
+                           accepted_at, state_changed_at, dedup_key, source, template, recipe,
+                           recipient_index, sealed)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, X'', ?8, ?8, ?9, ?10, ?11, ?12, ?13, 1)
+     ON CONFLICT DO NOTHING";
+
 /// The client name imported messages are stored under (never a configured client's name).
 pub const IMPORT_CLIENT: &str = "import";
 
@@ -249,37 +257,30 @@ impl Importer {
             sealing::note_keys(&tx, &mut trail, self.keys.current(), signing.as_deref(), now_millis())?;
         }
         {
-            let mut insert = tx
-                .prepare_cached(
-                    "INSERT INTO messages (id, institution, service, client, fiscal_code, priority, state, body,
-                                           accepted_at, state_changed_at, dedup_key, source, template, recipe,
-                                           recipient_index, sealed)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, X'', ?8, ?8, ?9, ?10, ?11, ?12, ?13, 1)
-                     ON CONFLICT DO NOTHING",
-                )
-                .map_err(storage("preparing an import insert"))?;
+            let mut insert = tx.prepare_cached(INSERT_IMPORTED).map_err(storage("preparing an import insert"))?;
             let now = now_millis();
+            // What the batch's messages share is bound once; each message binds its own.
+            let bind = storage("binding an imported message");
+            insert.raw_bind_parameter(2, batch.institution.as_str()).map_err(&bind)?;
+            insert.raw_bind_parameter(3, batch.service.as_str()).map_err(&bind)?;
+            insert.raw_bind_parameter(4, self.client.as_str()).map_err(&bind)?;
+            insert.raw_bind_parameter(6, batch.priority.as_sql()).map_err(&bind)?;
+            insert.raw_bind_parameter(7, State::Queued.as_sql()).map_err(&bind)?;
+            insert.raw_bind_parameter(8, now).map_err(&bind)?;
+            insert.raw_bind_parameter(10, &batch.source).map_err(&bind)?;
+            insert.raw_bind_parameter(11, &batch.template[..]).map_err(&bind)?;
+            let mut audit = trail.appender(&tx)?;
             for message in &batch.messages {
                 let Sealed { id, recipient, index, content: recipe } = &message.sealed;
-                let written = insert
-                    .execute(rusqlite::params![
-                        id.to_string(),
-                        batch.institution.as_str(),
-                        batch.service.as_str(),
-                        self.client.as_str(),
-                        recipient,
-                        batch.priority.as_sql(),
-                        State::Queued.as_sql(),
-                        now,
-                        message.dedup_key,
-                        batch.source,
-                        &batch.template[..],
-                        recipe,
-                        index,
-                    ])
-                    .map_err(storage("inserting an imported message"))?;
+                let id = id.to_string();
+                insert.raw_bind_parameter(1, &id).map_err(&bind)?;
+                insert.raw_bind_parameter(5, recipient).map_err(&bind)?;
+                insert.raw_bind_parameter(9, &message.dedup_key).map_err(&bind)?;
+                insert.raw_bind_parameter(12, recipe).map_err(&bind)?;
+                insert.raw_bind_parameter(13, index).map_err(&bind)?;
+                let written = insert.raw_execute().map_err(storage("inserting an imported message"))?;
                 if written == 1 {
-                    trail.append(&tx, audit::accepted(*id, self.client.as_str()), now)?;
+                    audit.append(audit::accepted_as_text(id, self.client.as_str()), now)?;
                     outcome.inserted += 1;
                 } else {
                     outcome.duplicates += 1;

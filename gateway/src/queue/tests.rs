@@ -338,3 +338,53 @@ fn an_import_commits_without_a_flush_and_syncs_at_the_end() {
     let error = importer.sync().map(|_| ()).unwrap_err();
     assert!(error.to_string().contains("cannot flush the queue's journal"), "{error}");
 }
+
+/// What a batch's messages share is bound once per batch: each batch's rows carry that
+/// batch's values, not the previous one's; a duplicate gets no row and no audit entry.
+#[test]
+fn import_batches_store_their_own_shared_values_and_audit_each_new_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.db");
+    let data = std::collections::BTreeMap::from([(1, [7u8; 32])]);
+    let keys = Arc::new(DataKeys::from_bytes(&data, &[8; 32]).unwrap());
+    let mut importer = Importer::open(&path, limits(), Arc::clone(&keys)).unwrap();
+    let message = |n: u32| ImportedMessage {
+        sealed: Sealed::recipe(&keys, &recipient(), b"{}").unwrap(),
+        dedup_key: format!("payment:80000000010:3010000000000000{n:02}"),
+    };
+    let batch = |institution: &str, service: &str, priority, template, source: &str, numbers: &[u32]| ImportBatch {
+        institution: institution.parse().unwrap(),
+        service: service.parse().unwrap(),
+        priority,
+        template,
+        source: source.into(),
+        messages: numbers.iter().copied().map(message).collect(),
+    };
+    let first = batch("80000000010", "tari", Priority::Bulk, [1; 32], "gpd:a.json", &[1, 2]);
+    let second = batch("00000000000", "imu", Priority::Normal, [2; 32], "govpay:b.csv", &[2, 3, 4]);
+    assert_eq!(importer.insert(&first).unwrap(), BatchOutcome { inserted: 2, duplicates: 0 });
+    assert_eq!(importer.insert(&second).unwrap(), BatchOutcome { inserted: 2, duplicates: 1 });
+    drop(importer);
+    let conn = open_connection(&path).unwrap();
+    let column = |sql: &str| -> Vec<String> {
+        let mut stmt = conn.prepare(sql).unwrap();
+        let rows = stmt.query_map([], |r| r.get(0)).unwrap();
+        rows.map(Result::unwrap).collect()
+    };
+    let shared = column(
+        "SELECT institution || ' ' || service || ' ' || client || ' ' || priority || ' ' || state || ' '
+                || source || ' ' || hex(template) || ' ' || (accepted_at = state_changed_at AND accepted_at > 0)
+         FROM messages ORDER BY seq",
+    );
+    let (bulk, normal) = (Priority::Bulk.as_sql(), Priority::Normal.as_sql());
+    let (ones, twos) = ("01".repeat(32), "02".repeat(32));
+    let first_shared = format!("80000000010 tari {IMPORT_CLIENT} {bulk} queued gpd:a.json {ones} 1");
+    let second_shared = format!("00000000000 imu {IMPORT_CLIENT} {normal} queued govpay:b.csv {twos} 1");
+    assert_eq!(shared, [first_shared.clone(), first_shared, second_shared.clone(), second_shared]);
+    let ids = column("SELECT id FROM messages ORDER BY seq");
+    let expected: Vec<String> =
+        first.messages.iter().chain(&second.messages[1..]).map(|m| m.sealed.id.to_string()).collect();
+    assert_eq!(ids, expected, "each row has its own message's id");
+    let audited = column("SELECT message_id FROM audit WHERE kind = 'accepted' ORDER BY seq");
+    assert_eq!(audited, ids, "one accepted entry per new message, in order");
+}
