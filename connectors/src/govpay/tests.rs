@@ -363,3 +363,11 @@ fn a_failing_source_ends_the_stream_after_what_was_read() {
     assert!(pendenze.next().is_none());
     assert!(read_all(Failing { good: text.as_bytes() }, GovPayOptions::default()).is_err());
 }
+
+/// Queues deduplicate re-imports on this exact text: it must never change.
+#[test]
+fn a_notice_dedup_key_is_creditor_colon_number_after_the_prefix() {
+    let notice = &sample_notices("Laura Bianchi")[1];
+    assert_eq!(notice.dedup_key(""), "80000000010:301202500000000281");
+    assert_eq!(notice.dedup_key("payment:"), "payment:80000000010:301202500000000281");
+}

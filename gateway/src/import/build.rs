@@ -131,7 +131,7 @@ impl Builder<'_> {
         }
         match recipe::validate_notice(&notice, &self.job.template, self.job.test_recipient) {
             Ok(recipient) => {
-                let key = DedupKey::Public(format!("payment:{}", notice.dedup_key()));
+                let key = DedupKey::Public(notice.dedup_key("payment:"));
                 self.message(&recipient, &Recipe::payment(&notice), key)
             }
             Err(error) => {
