@@ -11,11 +11,9 @@ async fn keeping_to_the_budget_causes_no_429() {
         "rate_limit = { calls = 6, per_seconds = 2 }",
         "",
         "rate_limit = { calls = 6, per_seconds = 2 }",
-        // Alone in its test binary, so no other test starves the scheduler; the margin
-        // still covers a debug build's delays between our grant and IO's count (500 ms
-        // was not enough once in a clean-clone CI run on a slow day: 6 429s, the run
-        // taking 13 s instead of 10).
-        "profile_check = \"never\"\nbudget_margin_ms = 1000",
+        // No margin: each call holds its place from its grant until a window after IO's
+        // answer, so however the scheduler delays it, IO cannot count more than 6 in 2 s.
+        "profile_check = \"never\"\nbudget_margin_ms = 0",
     )
     .await;
     let locations = h.post_many("b", 15, "normal").await;

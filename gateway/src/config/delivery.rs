@@ -17,9 +17,9 @@ pub struct Delivery {
     /// First look at a sent message's IO status after this long (then backing off).
     pub first_poll_after: Duration,
     pub timeouts: Timeouts,
-    /// Added to the budget's window on our side: IO counts a call when it arrives, we
-    /// when we send it, and latency that varies could otherwise fit more of our calls
-    /// into one of IO's windows than the budget allows.
+    /// Added to the budget's window on our side; none is needed when IO's window is the
+    /// configured one, as each call counts until a window after IO's answer
+    /// (`rate_limit`).
     pub budget_margin: Duration,
 }
 
@@ -77,6 +77,6 @@ pub(super) fn delivery(c: &mut Checker, raw: RawDelivery) -> Option<Delivery> {
             connect: seconds(raw.connect_timeout_seconds, 5),
             request: seconds(raw.request_timeout_seconds, 30),
         },
-        budget_margin: Duration::from_millis(raw.budget_margin_ms.unwrap_or(50).min(5_000)),
+        budget_margin: Duration::from_millis(raw.budget_margin_ms.unwrap_or(0).min(5_000)),
     })
 }

@@ -142,8 +142,10 @@ impl Lane {
         let Some(key) = self.keys.active(service) else {
             return Err(CallFailure::NotSent("IO refuses this service's keys for now".into()));
         };
-        self.gate.acquire(CallClass::Normal).await;
-        let answer = self.call("profile", self.client.get_profile(&key, fiscal_code)).await?;
+        let permit = self.gate.acquire(CallClass::Normal).await;
+        let answer = self.call("profile", self.client.get_profile(&key, fiscal_code)).await;
+        drop(permit);
+        let answer = answer?;
         let profile = match answer.status.as_u16() {
             200 => sender_allowed(&answer).map(|allowed| {
                 if allowed {
@@ -249,8 +251,9 @@ impl Lane {
                 return Health::Neutral;
             }
             Lookup::Ask(_ticket) => {
-                self.gate.acquire(class).await;
+                let permit = self.gate.acquire(class).await;
                 let answer = self.call("profile", self.client.get_profile(&key, &m.fiscal_code)).await;
+                drop(permit);
                 match self.profile_answer(m, &key, answer).await {
                     Ok(Profile::Allowed(language)) => language,
                     Ok(_) => return Health::Good,
@@ -274,13 +277,15 @@ impl Lane {
         };
         // The budget first, then the durable mark, then the POST at once: a crash in
         // between leaves as few messages ambiguous as possible.
-        self.gate.acquire(class).await;
+        let permit = self.gate.acquire(class).await;
         let mut sending = Change::new(m.id, State::Queued, State::Sending, "sending to IO");
         sending.attempted = true;
         if !self.change(m, sending).await {
+            permit.forgo();
             return Health::Neutral;
         }
         let answer = self.call("submit", self.client.submit_message(&key, Bytes::from(body))).await;
+        drop(permit);
         self.send_answer(m, &key, answer).await
     }
 
@@ -405,8 +410,10 @@ impl Lane {
             self.later(m, State::Sent, State::Sent, Duration::from_secs(3600), "cannot follow yet", error).await;
             return Health::Neutral;
         };
-        self.gate.acquire(CallClass::StatusPoll).await;
-        let answer = match self.call("status", self.client.get_message(&key, &m.fiscal_code, io_id)).await {
+        let permit = self.gate.acquire(CallClass::StatusPoll).await;
+        let answer = self.call("status", self.client.get_message(&key, &m.fiscal_code, io_id)).await;
+        drop(permit);
+        let answer = match answer {
             Ok(answer) => answer,
             Err(failure) => {
                 self.later(m, State::Sent, State::Sent, next, "status read failed", Some(failure.to_string())).await;
@@ -436,9 +443,10 @@ impl Lane {
     }
 }
 
-/// IO counts a call when it arrives, we when we send it: latency that varies could fit
-/// more of our calls into one of IO's windows than the budget allows. A slightly longer
-/// window on our side (`budget_margin`, 50 ms by default: 1% of IO's 5 s) keeps us under it.
+/// Each call holds its place from its grant until a window after IO's answer, which keeps
+/// IO's count within the budget whatever the latency (see `rate_limit`). A longer window
+/// on our side (`budget_margin`, none by default) only matters if IO's window were longer
+/// than the one configured, or its clock ran slow.
 fn with_margin(budget: Budget, margin: Duration) -> Budget {
     match budget {
         Budget::Limited { calls, window } => Budget::Limited { calls, window: window + margin },
