@@ -304,21 +304,32 @@ fn a_bare_database_name_lives_in_the_current_directory() {
     assert!(free_disk_bytes(database_directory(Path::new("queue.db"))).unwrap() > 0);
 }
 
+/// A new queue file in `dir` and an importer on it, with the test data keys.
+fn importer_in(dir: &Path) -> (std::path::PathBuf, Arc<DataKeys>, Importer) {
+    let path = dir.join("q.db");
+    let data = std::collections::BTreeMap::from([(1, [7u8; 32])]);
+    let keys = Arc::new(DataKeys::from_bytes(&data, &[8; 32]).unwrap());
+    let importer = Importer::open(&path, limits(), Arc::clone(&keys)).unwrap();
+    (path, keys, importer)
+}
+
+/// An imported message for notice number `n` of creditor 80000000010.
+fn imported(keys: &DataKeys, n: u32) -> ImportedMessage {
+    ImportedMessage {
+        sealed: Sealed::recipe(keys, &recipient(), b"{}").unwrap(),
+        dedup_key: format!("payment:80000000010:3010000000000000{n:02}"),
+    }
+}
+
 /// Import batches commit without flushing the WAL (see `import`'s module docs); `sync`
 /// flushes it, and the daemon's connections keep flushing at every commit.
 #[test]
 fn an_import_commits_without_a_flush_and_syncs_at_the_end() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("q.db");
-    let data = std::collections::BTreeMap::from([(1, [7u8; 32])]);
-    let keys = Arc::new(DataKeys::from_bytes(&data, &[8; 32]).unwrap());
-    let mut importer = Importer::open(&path, limits(), Arc::clone(&keys)).unwrap();
+    let (path, keys, mut importer) = importer_in(dir.path());
     assert_eq!(importer.synchronous(), 1, "NORMAL");
     assert_eq!(open_connection(&path).unwrap().query_row("PRAGMA synchronous", [], |r| r.get::<_, i64>(0)).unwrap(), 2);
-    let message = |n: u32| ImportedMessage {
-        sealed: Sealed::recipe(&keys, &recipient(), b"{}").unwrap(),
-        dedup_key: format!("payment:80000000010:3010000000000000{n:02}"),
-    };
+    let message = |n: u32| imported(&keys, n);
     let batch = ImportBatch {
         institution: "80000000010".parse().unwrap(),
         service: "tari".parse().unwrap(),
@@ -344,14 +355,8 @@ fn an_import_commits_without_a_flush_and_syncs_at_the_end() {
 #[test]
 fn import_batches_store_their_own_shared_values_and_audit_each_new_message() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("q.db");
-    let data = std::collections::BTreeMap::from([(1, [7u8; 32])]);
-    let keys = Arc::new(DataKeys::from_bytes(&data, &[8; 32]).unwrap());
-    let mut importer = Importer::open(&path, limits(), Arc::clone(&keys)).unwrap();
-    let message = |n: u32| ImportedMessage {
-        sealed: Sealed::recipe(&keys, &recipient(), b"{}").unwrap(),
-        dedup_key: format!("payment:80000000010:3010000000000000{n:02}"),
-    };
+    let (path, keys, mut importer) = importer_in(dir.path());
+    let message = |n: u32| imported(&keys, n);
     let batch = |institution: &str, service: &str, priority, template, source: &str, numbers: &[u32]| ImportBatch {
         institution: institution.parse().unwrap(),
         service: service.parse().unwrap(),
