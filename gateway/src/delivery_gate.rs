@@ -32,6 +32,15 @@ struct Inner {
     used: u64,
 }
 
+impl Inner {
+    /// A granted call that was never made: its place is free at once, and it is not
+    /// counted as used.
+    fn forgo(&mut self) {
+        self.window.forgo();
+        self.used = self.used.saturating_sub(1);
+    }
+}
+
 /// A priority gate in front of a sliding-window budget.
 #[derive(Clone)]
 pub struct Gate {
@@ -130,8 +139,7 @@ impl Drop for Waiting<'_> {
         let mut inner = self.gate.lock();
         if inner.wakers.remove(&self.ticket).is_none() {
             // Granted while we were being dropped: the dispatcher held a call for us.
-            inner.window.forgo();
-            inner.used = inner.used.saturating_sub(1);
+            inner.forgo();
         }
         drop(inner);
         self.gate.changed.notify_one();
@@ -148,10 +156,7 @@ impl Permit {
     /// The call was not made after all: its place is free at once.
     pub fn forgo(mut self) {
         if let Some(gate) = self.gate.take() {
-            let mut inner = gate.lock();
-            inner.window.forgo();
-            inner.used = inner.used.saturating_sub(1);
-            drop(inner);
+            gate.lock().forgo();
             gate.changed.notify_one();
         }
     }
