@@ -19,6 +19,12 @@ const MAX_BATCH: usize = 1024;
 /// Most requests waiting for the writer; past this, callers get `QueueError::Busy` (a 503)
 /// instead of piling up in memory behind a slow disk.
 pub const MAX_WAITING: usize = 8192;
+/// How long the writer polls for the next request before it sleeps (see `next_command`).
+/// Long enough to cover a client's next request after its answer on loopback or a LAN
+/// (~100 µs measured at one client); it costs at most this much CPU per commit, and
+/// nothing when no request comes (the writer then sleeps). Measured with one client:
+/// 3,000–3,400 messages/s polling against 2,400–2,800 sleeping at once.
+const POLL_BEFORE_SLEEP: Duration = Duration::from_micros(200);
 /// How often free disk space is re-read.
 const DISK_CHECK_EVERY: Duration = Duration::from_secs(1);
 /// How often the pending count is re-read from the database. In between it is kept by
@@ -170,7 +176,7 @@ impl WriterState {
                 self.sweep();
             }
             let wait = AUDIT_CHECKPOINT_EVERY.saturating_sub(self.signed_at.elapsed());
-            match commands.recv_timeout(wait.min(SWEEP_EVERY.saturating_sub(self.swept_at.elapsed()))) {
+            match next_command(&commands, wait.min(SWEEP_EVERY.saturating_sub(self.swept_at.elapsed()))) {
                 Ok(Command::Enqueue(record, reply)) => batch.push(Item::Enqueue(record, reply)),
                 Ok(Command::Apply(changes, reply)) => batch.push(Item::Apply(changes, reply)),
                 Err(mpsc::RecvTimeoutError::Timeout) => {
@@ -386,6 +392,23 @@ impl WriterState {
     }
 }
 
+/// The next command, polling the channel for up to `POLL_BEFORE_SLEEP` before sleeping
+/// on it for at most `wait`. A request that arrives while the writer polls is taken at
+/// once; one that finds it asleep first waits for the thread — and, on an idle core, for
+/// the core — to wake up: tens of µs on a virtual machine or a CPU in a deep idle state,
+/// on every request when one client posts after another.
+fn next_command(commands: &mpsc::Receiver<Command>, wait: Duration) -> Result<Command, mpsc::RecvTimeoutError> {
+    let polling = Instant::now();
+    while polling.elapsed() < POLL_BEFORE_SLEEP.min(wait) {
+        match commands.try_recv() {
+            Ok(command) => return Ok(command),
+            Err(mpsc::TryRecvError::Disconnected) => return Err(mpsc::RecvTimeoutError::Disconnected),
+            Err(mpsc::TryRecvError::Empty) => std::hint::spin_loop(),
+        }
+    }
+    commands.recv_timeout(wait.saturating_sub(polling.elapsed()))
+}
+
 /// The same error for every caller of a failed batch (rusqlite errors are not `Clone`).
 fn copy_error(error: &QueueError) -> QueueError {
     QueueError::BatchFailed { reason: error.to_string() }
@@ -400,5 +423,35 @@ fn free_disk_bytes(directory: &std::path::Path) -> u64 {
             log::warn!(error:display = e; "cannot read free disk space");
             u64::MAX
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_next_command_is_taken_while_polling_or_after_sleeping() {
+        let (tx, rx) = mpsc::sync_channel(4);
+        tx.send(Command::Close).unwrap();
+        assert!(matches!(next_command(&rx, Duration::from_secs(5)), Ok(Command::Close)), "already waiting");
+
+        let late = std::thread::spawn({
+            let tx = tx.clone();
+            move || {
+                std::thread::sleep(POLL_BEFORE_SLEEP * 10);
+                tx.send(Command::Close).unwrap();
+            }
+        });
+        assert!(matches!(next_command(&rx, Duration::from_secs(5)), Ok(Command::Close)), "arrived while asleep");
+        late.join().unwrap();
+
+        let wait = Duration::from_millis(20);
+        let started = Instant::now();
+        assert!(matches!(next_command(&rx, wait), Err(mpsc::RecvTimeoutError::Timeout)));
+        assert!(started.elapsed() >= wait, "the wait covers the polling");
+
+        drop(tx);
+        assert!(matches!(next_command(&rx, Duration::from_secs(5)), Err(mpsc::RecvTimeoutError::Disconnected)));
     }
 }
