@@ -142,6 +142,11 @@ impl Prepared {
         self.listener.local_addr()
     }
 
+    /// Requests awaiting their commit: `run`'s runtime polls while a lone one does.
+    pub fn commit_wait(&self) -> crate::queue::CommitWait {
+        self.queue.commit_wait()
+    }
+
     /// Where `/metrics` is served, if configured.
     pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
         self.metrics_listener.as_ref().and_then(|l| l.local_addr().ok())

@@ -38,6 +38,7 @@ pub mod admin;
 pub mod audit;
 mod checkpoint;
 pub mod citizen;
+mod commit_wait;
 mod import;
 mod read;
 mod schema;
@@ -46,6 +47,7 @@ mod state;
 mod writer;
 mod writes;
 
+pub use commit_wait::CommitWait;
 pub use import::{template_digest, BatchOutcome, DedupKey, ImportBatch, ImportedMessage, Importer, IMPORT_CLIENT};
 pub use schema::{MigrationError, CURRENT_VERSION};
 pub use sealing::{load_data_keys, Sealed};
@@ -403,6 +405,12 @@ impl Queue {
         })
         .await
         .map_err(|_| QueueError::Closed)?
+    }
+
+    /// Requests awaiting their commit: a runtime polls instead of parking while a lone
+    /// one does (see [`CommitWait`]).
+    pub fn commit_wait(&self) -> CommitWait {
+        self.writer.commit_wait()
     }
 
     /// Stops the writer after everything already submitted is committed.

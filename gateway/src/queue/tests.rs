@@ -84,6 +84,28 @@ async fn concurrent_same_key_posts_make_one_message() {
     assert!(ids.iter().all(|id| *id == ids[0]));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_request_handed_to_the_writer_is_counted_until_answered() {
+    let dir = tempfile::tempdir().unwrap();
+    let limits = Limits { max_queued_messages: 10, min_free_disk_bytes: 0 };
+    let queue = Arc::new(Queue::open(&dir.path().join("q.db"), limits, Retention::DEFAULT, keys()).unwrap());
+    let tasks: Vec<_> = (0..30)
+        .map(|_| {
+            let queue = Arc::clone(&queue);
+            tokio::spawn(async move { queue.enqueue(record("a", None)).await.is_ok() })
+        })
+        .collect();
+    let mut accepted = 0;
+    for task in tasks {
+        accepted += usize::from(task.await.unwrap());
+    }
+    assert_eq!(accepted, 10, "the rest were refused: the queue is full");
+    assert_eq!(queue.commit_wait().awaiting(), 0, "accepted and refused requests were all answered");
+    queue.close();
+    assert!(matches!(queue.enqueue(record("a", None)).await, Err(QueueError::Closed)));
+    assert_eq!(queue.commit_wait().awaiting(), 0, "a request the writer never got is not awaited");
+}
+
 #[tokio::test]
 async fn full_queue_refuses_new_messages_but_keeps_old_ones() {
     let dir = tempfile::tempdir().unwrap();

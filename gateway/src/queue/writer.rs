@@ -3,6 +3,7 @@
 
 use super::audit::Trail;
 use super::checkpoint::Tail;
+use super::commit_wait::CommitWait;
 use super::sealing;
 use super::writes::{admit, apply_change};
 use super::{now_millis, storage, Accepted, Change, Keys, Limits, NewRecord, QueueError, Retention, State};
@@ -59,6 +60,8 @@ enum Item {
 pub(super) struct Writer {
     commands: Mutex<Option<mpsc::SyncSender<Command>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    /// Requests handed to the writer thread and not yet answered.
+    wait: CommitWait,
 }
 
 impl Writer {
@@ -70,7 +73,9 @@ impl Writer {
         keys: Keys,
         tail: Tail,
     ) -> Result<Writer, QueueError> {
+        let wait = CommitWait::default();
         let mut state = WriterState {
+            wait: wait.clone(),
             conn,
             limits,
             retention,
@@ -93,12 +98,16 @@ impl Writer {
             .name("queue-writer".into())
             .spawn(move || state.run(rx))
             .map_err(|source| QueueError::Thread { thread: "queue writer", source })?;
-        Ok(Writer { commands: Mutex::new(Some(tx)), thread: Mutex::new(Some(thread)) })
+        Ok(Writer { commands: Mutex::new(Some(tx)), thread: Mutex::new(Some(thread)), wait })
     }
 
     pub(super) async fn enqueue(&self, record: NewRecord) -> Result<Accepted, QueueError> {
         let (reply, answer) = oneshot::channel();
-        self.send(Command::Enqueue(Box::new(record), reply))?;
+        self.wait.handed();
+        if let Err(error) = self.send(Command::Enqueue(Box::new(record), reply)) {
+            self.wait.answered();
+            return Err(error);
+        }
         answer.await.map_err(|_| QueueError::Closed)?
     }
 
@@ -115,6 +124,11 @@ impl Writer {
             mpsc::TrySendError::Full(_) => QueueError::Busy(MAX_WAITING),
             mpsc::TrySendError::Disconnected(_) => QueueError::Closed,
         })
+    }
+
+    /// Requests awaiting their commit, for a runtime that polls while one does.
+    pub(super) fn commit_wait(&self) -> CommitWait {
+        self.wait.clone()
     }
 
     /// Commits what was already submitted, then stops the thread and waits for it.
@@ -140,6 +154,8 @@ impl Drop for Writer {
 }
 
 struct WriterState {
+    /// Told the size of each batch and of each answer to a posted message.
+    wait: CommitWait,
     conn: Connection,
     limits: Limits,
     retention: Retention,
@@ -198,6 +214,7 @@ impl WriterState {
                     Err(_) => break,
                 }
             }
+            self.wait.batch(batch.iter().filter(|item| matches!(item, Item::Enqueue(..))).count());
             self.commit_batch(&mut batch);
         }
         self.sign_checkpoint();
@@ -286,6 +303,7 @@ impl WriterState {
                     match item {
                         Item::Enqueue(_, reply) => {
                             let _ = reply.send(enqueued.next().unwrap_or(Err(QueueError::Closed)));
+                            self.wait.answered();
                         }
                         Item::Apply(_, reply) => {
                             let _ = reply.send(applied.next().ok_or(QueueError::Closed));
@@ -301,6 +319,7 @@ impl WriterState {
                     match item {
                         Item::Enqueue(_, reply) => {
                             let _ = reply.send(Err(copy_error(&error)));
+                            self.wait.answered();
                         }
                         Item::Apply(_, reply) => {
                             let _ = reply.send(Err(copy_error(&error)));

@@ -4,10 +4,12 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use gateway::api::Stopped;
 use gateway::config::Config;
+use gateway::queue::CommitWait;
 use gateway::sandbox::{Sandbox, SandboxConfig};
 use gateway::{auth, logging, operator, server, shutdown};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::{Arc, OnceLock};
 
 mod audit;
 mod operate;
@@ -355,14 +357,26 @@ fn doctor(config: &Path, offline: bool) -> ExitCode {
 }
 
 fn run(config: Config, worker_threads: usize) -> anyhow::Result<()> {
+    // A worker about to park polls while a lone request awaits its commit (see
+    // `CommitWait`); the queue it watches opens inside the runtime.
+    let commit_wait = Arc::new(OnceLock::<CommitWait>::new());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(worker_threads)
+        .on_thread_park({
+            let commit_wait = Arc::clone(&commit_wait);
+            move || {
+                if let Some(wait) = commit_wait.get() {
+                    wait.poll_while_awaited();
+                }
+            }
+        })
         .enable_all()
         .build()
         .context("starting the runtime")?;
     runtime.block_on(async {
         let signals = shutdown::signals().context("installing signal handlers")?;
         let prepared = server::Prepared::new(config).await?;
+        let _ = commit_wait.set(prepared.commit_wait());
         let address = prepared.local_addr().context("reading the bound address")?;
         log::info!(address:display = address; "listening");
         if let Some(address) = prepared.metrics_addr() {
