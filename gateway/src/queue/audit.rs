@@ -121,9 +121,15 @@ impl Appender<'_> {
 }
 
 /// The newest entry as a chain to append to; an empty trail starts a new chain.
+/// Read at the start of every write transaction (each of the daemon's commits): prepared
+/// once per connection, not parsed and planned again each time.
+const READ_HEAD: &str = concat!("SELECT ", entry_columns!(), " FROM audit ORDER BY seq DESC LIMIT 1");
+
 fn read_head(tx: &Connection) -> Result<Chain, QueueError> {
-    let sql = format!("SELECT {ENTRY_COLUMNS} FROM audit ORDER BY seq DESC LIMIT 1");
-    let row = tx.query_row(&sql, [], |row| Ok(entry_of(row))).optional().map_err(storage("reading the audit head"))?;
+    let row = tx
+        .prepare_cached(READ_HEAD)
+        .and_then(|mut stmt| stmt.query_row([], |row| Ok(entry_of(row))).optional())
+        .map_err(storage("reading the audit head"))?;
     match row {
         None => Ok(Chain::new()),
         Some(Ok(last)) => Ok(Chain::resume(&last)?),
@@ -133,8 +139,8 @@ fn read_head(tx: &Connection) -> Result<Chain, QueueError> {
 
 fn last_checkpoint(tx: &Connection) -> Result<u64, QueueError> {
     let seq: Option<i64> = tx
-        .query_row("SELECT seq FROM audit_checkpoints ORDER BY seq DESC LIMIT 1", [], |r| r.get(0))
-        .optional()
+        .prepare_cached("SELECT seq FROM audit_checkpoints ORDER BY seq DESC LIMIT 1")
+        .and_then(|mut stmt| stmt.query_row([], |r| r.get(0)).optional())
         .map_err(storage("reading the last audit checkpoint"))?;
     Ok(seq.and_then(|s| u64::try_from(s).ok()).unwrap_or(0))
 }
