@@ -120,11 +120,11 @@ impl Appender<'_> {
     }
 }
 
-/// The newest entry as a chain to append to; an empty trail starts a new chain.
 /// Read at the start of every write transaction (each of the daemon's commits): prepared
 /// once per connection, not parsed and planned again each time.
 const READ_HEAD: &str = concat!("SELECT ", entry_columns!(), " FROM audit ORDER BY seq DESC LIMIT 1");
 
+/// The newest entry as a chain to append to; an empty trail starts a new chain.
 fn read_head(tx: &Connection) -> Result<Chain, QueueError> {
     let row = tx
         .prepare_cached(READ_HEAD)
