@@ -15,7 +15,7 @@
 //!   committed together: many requests share one fsync, yet each is answered only after
 //!   the commit that holds it.
 //!   When one client posts after another, each commit holds one message, and the
-//!   writer and the request's thread poll (for at most 200 and 400 µs) instead of
+//!   writer and the request's thread poll (for at most 200 µs and 1 ms) instead of
 //!   sleeping, so neither waits to be woken ([`CommitWait`]).
 //! * **Idempotency.** With an idempotency key, the key, the client and a digest of the
 //!   request are stored with the message in the same transaction: a retry with the same

@@ -243,6 +243,7 @@ impl WriterState {
         let in_use = (data_keys.current(), signer.as_ref().map(|k| k.kid().to_string()));
         let note = (self.noted_keys.as_ref() != Some(&in_use)).then_some(&in_use);
         let sign_by_time = self.signed_at.elapsed() >= AUDIT_CHECKPOINT_EVERY;
+        let began = Instant::now();
         // Immediate: the write lock is held before the audit head is read (an import or an
         // operator may have appended since our last commit).
         let begin = self.conn.transaction_with_behavior(TransactionBehavior::Immediate);
@@ -290,6 +291,7 @@ impl WriterState {
             tx.commit().map_err(storage("committing a batch"))?;
             Ok((added, finished, signed))
         });
+        self.wait.committed(began.elapsed());
         self.note_refusals(&enqueued);
         match outcome {
             Ok((added, finished, signed)) => {
