@@ -11,11 +11,12 @@
 //! that bound: on slower storage (an SD card's fsync takes milliseconds) polling would
 //! only burn CPU. With more clients the thread sleeps at once: polling then would leave
 //! other clients' requests unread until the commit ended, and the writer's next batch
-//! would be smaller (measured: polling whenever a request awaited cost 16 clients 30–40% of
-//! their throughput; with the batch condition alone, 64 clients lost 3–18%, as the writer,
-//! polling too, often starts a batch with the first request that comes). Measured with one client, in
-//! three interleaved pairs of 4 s runs against the build before any polling: 4,380–4,450
-//! messages/s against 3,000–3,090; 2, 16 and 64 clients within the noise.
+//! would be smaller (measured: polling whenever a request awaited cost 16 clients 30–40%
+//! of their throughput; with the batch condition alone, 64 clients lost 3–18%, as the
+//! writer, polling too, often starts a batch with the first request that comes).
+//! Measured with one client, in three interleaved pairs of 4 s runs against the build
+//! before any polling: 4,380–4,450 messages/s against 3,000–3,090; 2, 16 and 64 clients
+//! within the noise.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -133,7 +134,7 @@ mod tests {
     }
 
     #[test]
-    fn polling_ends_with_the_answer_or_at_its_bound() {
+    fn polling_stops_at_its_bound_and_a_clone_sees_the_answer() {
         let wait = CommitWait::default();
         wait.handed();
         let started = Instant::now();
